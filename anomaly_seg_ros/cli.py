@@ -1,0 +1,172 @@
+"""`anomaly-seg <command>`: one entry point for the node, training, evaluation, benchmark and demo.
+
+Heavy modules are imported inside each command so `--help` is instant and only `node`, `demo` and
+`bench` touch rclpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import AnomalySegError
+
+__all__ = ['main']
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'1024x512' -> (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT like 1024x512, got {text!r}') from None
+    if w < 32 or h < 32:
+        raise argparse.ArgumentTypeError(f'size {text!r} too small (min 32x32)')
+    return w, h
+
+
+def _cmd_node(args: argparse.Namespace, ros_args: list[str]) -> int:
+    from .config import load_node_config
+
+    # Validate the whole file first: rclpy silently ignores keys the node never declares.
+    load_node_config(args.params)
+    from .ros.node import main as node_main
+
+    return node_main(['anomaly_seg', '--ros-args', '--params-file', str(args.params), *ros_args])
+
+
+def _cmd_train_seg(args: argparse.Namespace) -> int:
+    from .data.synthetic import SyntheticWorld, WorldConfig
+    from .train.seg import SegTrainConfig, train_segmentation
+
+    if args.dataset != 'synthetic':
+        raise AnomalySegError(f'train seg: dataset {args.dataset!r} is not supported yet; use synthetic')
+    cfg = SegTrainConfig(
+        out=args.out, width=args.width, input_height=args.input_size[1], input_width=args.input_size[0],
+        crop_height=args.crop[1], crop_width=args.crop[0], batch=args.batch, iters=args.iters, lr=args.lr,
+        eval_every=args.eval_every, seed=args.seed, threads=args.threads,
+    )
+    world = WorldConfig(height=cfg.input_height, width=cfg.input_width, anomaly_prob=0.0)
+    train = _materialise(SyntheticWorld(args.train_frames, seed=args.seed, config=world), 'generate train')
+    val = _materialise(SyntheticWorld(args.val_frames, seed=args.seed + 1, config=world), 'generate val')
+    desc = (f'icnet_small width {args.width} trained on {args.train_frames} synthetic frames (seed {args.seed}) '
+            f'by `anomaly-seg train seg`')
+    summary = train_segmentation(cfg, train, val, resume=args.resume, description=desc)
+    last = summary['history'][-1] if summary['history'] else {}
+    print(json.dumps({'out': str(args.out), **last}, indent=2))
+    return 0
+
+
+def _materialise(world: object, desc: str) -> list[object]:
+    """Pre-render frames once: training revisits each frame many times and rendering costs more than a copy."""
+    from tqdm import tqdm
+
+    return [world[i] for i in tqdm(range(len(world)), desc=desc)]  # type: ignore[arg-type, index]
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .eval.offline import evaluate_synthetic
+
+    report = evaluate_synthetic(
+        model=args.model, scorer=args.scorer, count=args.count, seed=args.seed, size=args.size,
+        backend=args.backend, device=args.device,
+    )
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + '\n')
+    print(text)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    run_bench(model=args.model, scorer=args.scorer, frames=args.frames, ros=not args.no_ros, device=args.device)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .ros.demo import run_demo
+
+    return run_demo(model=args.model, frames=args.frames, size=args.size, out=args.out, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='anomaly-seg', description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+    sub = p.add_subparsers(dest='command', required=True)
+
+    node = sub.add_parser('node', help='run the ROS 2 node (extra --ros-args ... are passed to ROS)')
+    node.add_argument('--params', type=Path, default=Path('config/default.yaml'), help='ROS 2 params file')
+
+    train = sub.add_parser('train', help='training entry points')
+    tsub = train.add_subparsers(dest='what', required=True)
+    ts = tsub.add_parser('seg', help='train the segmentation net; writes a model folder')
+    ts.add_argument('--dataset', default='synthetic', help='training data (synthetic)')
+    ts.add_argument('--out', type=Path, required=True, help='model folder to write (model.yaml, model.pt, ...)')
+    ts.add_argument('--iters', type=int, default=1500)
+    ts.add_argument('--batch', type=int, default=8)
+    ts.add_argument('--lr', type=float, default=2e-3)
+    ts.add_argument('--width', type=int, default=32, help='channel width of icnet_small')
+    ts.add_argument('--input-size', type=_size, default=(512, 256), help='network input WIDTHxHEIGHT')
+    ts.add_argument('--crop', type=_size, default=(384, 192), help='training crop WIDTHxHEIGHT')
+    ts.add_argument('--train-frames', type=int, default=2000)
+    ts.add_argument('--val-frames', type=int, default=100)
+    ts.add_argument('--eval-every', type=int, default=250)
+    ts.add_argument('--seed', type=int, default=0)
+    ts.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    ts.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt')
+
+    ev = sub.add_parser('evaluate', help='run the Pipeline over a dataset and print benchmark metrics')
+    ev.add_argument('--dataset', default='synthetic', choices=['synthetic'])
+    ev.add_argument('--model', default='default', help='model folder or name under models/')
+    ev.add_argument('--scorer', default='', help='scorer (default: the model\'s)')
+    ev.add_argument('--count', type=int, default=200, help='number of frames')
+    ev.add_argument('--seed', type=int, default=1000, help='world seed of the held-out split')
+    ev.add_argument('--size', type=_size, default=(1024, 512), help='frame WIDTHxHEIGHT')
+    ev.add_argument('--backend', default='torch')
+    ev.add_argument('--device', default='cpu')
+    ev.add_argument('--out', type=Path, help='also write the JSON report here')
+
+    be = sub.add_parser('bench', help='per-stage latency at 1024x512 and 2048x1024, and node overhead')
+    be.add_argument('--model', default='default')
+    be.add_argument('--scorer', default='')
+    be.add_argument('--frames', type=int, default=30, help='timed frames per size')
+    be.add_argument('--device', default='cpu')
+    be.add_argument('--no-ros', action='store_true', help='skip the through-ROS measurement')
+
+    de = sub.add_parser('demo', help='start the node, stream synthetic frames, print latency, save heatmaps')
+    de.add_argument('--model', default='default')
+    de.add_argument('--frames', type=int, default=20)
+    de.add_argument('--size', type=_size, default=(1024, 512))
+    de.add_argument('--seed', type=int, default=2000)
+    de.add_argument('--out', type=Path, default=Path('out'))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ros_args: list[str] = []
+    if '--ros-args' in argv:
+        i = argv.index('--ros-args')
+        argv, ros_args = argv[:i], argv[i + 1:]
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format='%(levelname)s %(message)s')
+    try:
+        if args.command == 'node':
+            return _cmd_node(args, ros_args)
+        if ros_args:
+            raise AnomalySegError(f'--ros-args only applies to `node`, not `{args.command}`')
+        handlers = {'train': _cmd_train_seg, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
+        return handlers[args.command](args)
+    except AnomalySegError as e:
+        print(f'anomaly-seg {args.command}: error: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

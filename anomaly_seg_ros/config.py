@@ -1,0 +1,291 @@
+"""Typed configuration: a model folder's model.yaml and the node's parameters, validated at load.
+
+Every error names the key and the file (or parameter source) it came from, because the person reading it is
+on a test vehicle looking at a launch log, not at this code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .classes import CITYSCAPES_CLASSES
+from .errors import ConfigError
+
+__all__ = [
+    'InputSpec',
+    'ModelConfig',
+    'NodeConfig',
+    'PACKAGE_ROOT',
+    'load_model_config',
+    'load_node_config',
+    'load_yaml',
+    'resolve_model_dir',
+]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def _model_search_path() -> tuple[Path, ...]:
+    """models/ sits next to the package in a source checkout; pip and colcon install it under share/."""
+    roots = [PACKAGE_ROOT.parent / 'models', Path(sys.prefix) / 'share' / 'anomaly_seg_ros' / 'models']
+    # colcon: <prefix>/lib/pythonX.Y/site-packages/anomaly_seg_ros -> <prefix>/share/anomaly_seg_ros
+    if len(PACKAGE_ROOT.parents) > 3:
+        roots.append(PACKAGE_ROOT.parents[3] / 'share' / 'anomaly_seg_ros' / 'models')
+    return tuple(dict.fromkeys(roots))
+
+
+_MODEL_SEARCH = _model_search_path()
+
+
+def load_yaml(path: Path) -> Any:
+    """Read YAML safely; a missing file or a syntax error raises ConfigError naming the file."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f'{path}: file not found') from None
+    except OSError as e:
+        raise ConfigError(f'{path}: cannot read: {e.strerror}') from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f'{path}: invalid YAML: {e}') from None
+
+
+class _Reader:
+    """Pops typed values from a mapping, so what is left at the end is exactly the unknown keys."""
+
+    def __init__(self, data: Any, source: str, prefix: str = '') -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f'{source}: {prefix or "top level"} must be a mapping, got {type(data).__name__}')
+        self.data = dict(data)
+        self.source = source
+        self.prefix = prefix
+
+    def key(self, name: str) -> str:
+        return f'{self.prefix}{name}'
+
+    def fail(self, name: str, why: str) -> ConfigError:
+        return ConfigError(f'{self.source}: key {self.key(name)!r}: {why}')
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = dataclasses.MISSING) -> Any:
+        if name not in self.data:
+            if default is dataclasses.MISSING:
+                raise self.fail(name, 'is required')
+            return default
+        value = self.data.pop(name)
+        # bool is an int subclass; a YAML `true` where a number is wanted is a mistake, not a 1.
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.fail(name, f'expected {_kind_name(kinds)}, got bool {value!r}')
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds):
+            raise self.fail(name, f'expected {_kind_name(kinds)}, got {type(value).__name__} {value!r}')
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: Any = dataclasses.MISSING) -> str:
+        value = self.get(name, str, default)
+        if value not in choices:
+            raise self.fail(name, f'{value!r} is not one of {", ".join(choices)}')
+        return str(value)
+
+    def finish(self) -> None:
+        if self.data:
+            unknown = ', '.join(repr(self.key(k)) for k in sorted(self.data))
+            raise ConfigError(f'{self.source}: unknown key {unknown}')
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    return ' or '.join(k.__name__ for k in kinds)
+
+
+def _positive(r: _Reader, name: str, value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise r.fail(name, f'must be a positive finite number, got {value!r}')
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the network expects: the input contract travels with the weights."""
+
+    height: int
+    width: int
+    channel_order: str = 'rgb'  # 'rgb' | 'bgr'
+    scale: float = 1.0 / 255.0  # multiply uint8 by this before mean/std
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Contents of models/NAME/model.yaml, with paths resolved against the model folder."""
+
+    name: str
+    directory: Path
+    architecture: str
+    format: str  # 'torch' (state dict of a registered architecture) | 'onnx'
+    weights: Path
+    classes: tuple[str, ...]
+    input: InputSpec
+    scorer: str
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    description: str = ''
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+MODEL_FORMATS = ('torch', 'onnx')
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    """Load and validate model.yaml; `path` is the file or the folder holding it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / 'model.yaml'
+    if not path.exists():
+        raise ConfigError(f'{path}: model config not found')
+    r = _Reader(load_yaml(path), str(path))
+    name = r.get('name', str)
+    architecture = r.get('architecture', str)
+    fmt = r.choice('format', MODEL_FORMATS, 'torch')
+    weights = path.parent / r.get('weights', str)
+    classes_raw = r.get('classes', (str, list), 'cityscapes')
+    if classes_raw == 'cityscapes':
+        classes = CITYSCAPES_CLASSES
+    elif isinstance(classes_raw, list) and classes_raw and all(isinstance(c, str) for c in classes_raw):
+        classes = tuple(classes_raw)
+    else:
+        raise r.fail('classes', f"must be 'cityscapes' or a non-empty list of names, got {classes_raw!r}")
+    scorer = r.get('scorer', str, 'entropy')
+    arch_args = r.get('arch_args', dict, {})
+    description = r.get('description', str, '')
+    ri = _Reader(r.get('input', dict), str(path), 'input.')
+    height = ri.get('height', int)
+    width = ri.get('width', int)
+    for k, v in (('height', height), ('width', width)):
+        if v < 8:
+            raise ri.fail(k, f'must be >= 8, got {v}')
+    channel_order = ri.choice('channel_order', ('rgb', 'bgr'), 'rgb')
+    scale = ri.get('scale', float, 1.0 / 255.0)
+    _positive(ri, 'scale', scale)
+    mean = _triple(ri, 'mean', (0.485, 0.456, 0.406))
+    std = _triple(ri, 'std', (0.229, 0.224, 0.225))
+    for s in std:
+        _positive(ri, 'std', s)
+    ri.finish()
+    r.finish()
+    if not weights.exists():
+        raise ConfigError(f'{path}: key \'weights\': file {weights} not found')
+    return ModelConfig(
+        name=name, directory=path.parent, architecture=architecture, format=fmt, weights=weights,
+        classes=classes, input=InputSpec(height, width, channel_order, scale, mean, std), scorer=scorer,
+        arch_args=arch_args, description=description,
+    )
+
+
+def _triple(r: _Reader, name: str, default: tuple[float, float, float]) -> tuple[float, float, float]:
+    value = r.get(name, list, list(default))
+    if len(value) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise r.fail(name, f'must be a list of 3 numbers, got {value!r}')
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A model parameter is a folder path or the name of a folder under models/."""
+    candidate = Path(model).expanduser()
+    if candidate.is_dir() or candidate.suffix in ('.yaml', '.yml'):
+        return candidate if candidate.is_dir() else candidate.parent
+    for root in _MODEL_SEARCH:
+        if (root / model).is_dir():
+            return root / model
+    searched = ', '.join(str(r) for r in _MODEL_SEARCH)
+    raise ConfigError(f"model {model!r}: not a folder, and no models/{model} under {searched}")
+
+
+QOS_CHOICES = ('sensor_data', 'reliable')
+BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The node's parameters. Field defaults are the documented defaults; config/default.yaml repeats them."""
+
+    model: str = 'default'
+    scorer: str = ''  # empty: the scorer named in model.yaml
+    backend: str = 'torch'
+    device: str = 'cpu'
+    input_qos: str = 'sensor_data'
+    subscribe_compressed: bool = False
+    publish_color: bool = True
+    publish_heatmap: bool = True
+    heatmap_alpha: float = 0.6
+    diagnostics_period: float = 1.0
+    log_throttle_s: float = 5.0
+
+    @staticmethod
+    def descriptions() -> dict[str, str]:
+        """One line per parameter; the node uses these as ParameterDescriptor text and README repeats them."""
+        return {
+            'model': 'model folder path, or the name of a folder under models/ (default: the embedded model)',
+            'scorer': 'anomaly scorer name; empty uses the one in model.yaml',
+            'backend': f'inference backend: {", ".join(BACKENDS)}',
+            'device': "torch device for the torch backend: 'cpu', 'cuda', 'cuda:N'",
+            'input_qos': "subscription QoS: 'sensor_data' (best effort, keep last 1) or 'reliable' (keep last 1)",
+            'subscribe_compressed': 'also subscribe image/compressed (sensor_msgs/CompressedImage, jpeg/png)',
+            'publish_color': 'publish ~/segmentation/color (rgb8)',
+            'publish_heatmap': 'publish ~/anomaly_heatmap (bgr8 overlay)',
+            'heatmap_alpha': 'weight of the heatmap colour over the camera image, in [0, 1]',
+            'diagnostics_period': 'seconds between /diagnostics messages (> 0)',
+            'log_throttle_s': 'at most one warning per this many seconds for dropped frames (>= 0)',
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> NodeConfig:
+        r = _Reader(data, source)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            kind: type | tuple[type, ...] = float if f.type == 'float' else {'str': str, 'bool': bool}.get(
+                str(f.type), str
+            )
+            values[f.name] = r.get(f.name, kind, f.default)
+        r.finish()
+        if values['backend'] not in BACKENDS:
+            raise r.fail('backend', f"{values['backend']!r} is not one of {', '.join(BACKENDS)}")
+        if values['input_qos'] not in QOS_CHOICES:
+            raise r.fail('input_qos', f"{values['input_qos']!r} is not one of {', '.join(QOS_CHOICES)}")
+        if not 0.0 <= values['heatmap_alpha'] <= 1.0:
+            raise r.fail('heatmap_alpha', f"must be in [0, 1], got {values['heatmap_alpha']}")
+        _positive(r, 'diagnostics_period', values['diagnostics_period'])
+        if not values['log_throttle_s'] >= 0:
+            raise r.fail('log_throttle_s', f"must be >= 0, got {values['log_throttle_s']}")
+        if not values['model']:
+            raise r.fail('model', 'must not be empty')
+        return cls(**values)
+
+
+def load_node_config(path: str | Path, node_name: str = 'anomaly_seg') -> NodeConfig:
+    """Read a ROS 2 params file (`node: {ros__parameters: {...}}`, `/**` accepted) into a NodeConfig."""
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f'{path}: expected a ROS 2 params file mapping node names to ros__parameters')
+    section = None
+    for key in (node_name, f'/{node_name}', '/**'):
+        if key in data:
+            section = data[key]
+            break
+    if section is None:
+        raise ConfigError(f'{path}: no section for node {node_name!r} (or /**); found {", ".join(map(str, data))}')
+    if not isinstance(section, dict) or 'ros__parameters' not in section:
+        raise ConfigError(f'{path}: section {node_name!r} has no ros__parameters')
+    return NodeConfig.from_dict(section['ros__parameters'], f'{path} [{node_name}.ros__parameters]')

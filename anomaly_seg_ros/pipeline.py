@@ -1,0 +1,116 @@
+"""The one inference path: preprocess -> backend -> scorer -> postprocess (-> segments, later).
+
+The node, the evaluator, the benchmark and the demo all call `Pipeline.__call__`; there is no second path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .backends import Backend, build_backend
+from .config import ModelConfig, load_model_config, resolve_model_dir
+from .scoring import Scorer, build_scorer
+
+__all__ = ['Pipeline', 'Result', 'STAGES']
+
+#: stage names in the order they run; timings use these keys (milliseconds) plus 'total'.
+STAGES = ('preprocess', 'backend', 'scorer', 'postprocess')
+
+
+@dataclass
+class Result:
+    """Outputs at the input image's resolution."""
+
+    labels: np.ndarray  # HxW uint8 trainIds
+    score: np.ndarray  # HxW float32, higher = more anomalous, within score_range
+    score_range: tuple[float, float]
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage, and 'total'
+
+
+class Pipeline:
+    def __init__(self, model: ModelConfig, backend: Backend, scorer: Scorer) -> None:
+        self.model = model
+        self.backend = backend
+        self.scorer = scorer.eval().to(backend.device)
+        spec = model.input
+        self._size = (spec.width, spec.height)
+        # uint8 -> float: x * scale, minus mean, over std; folded into one multiply-add per channel.
+        std = np.asarray(spec.std, np.float32)
+        self._mul = (spec.scale / std).astype(np.float32)
+        self._add = (-np.asarray(spec.mean, np.float32) / std).astype(np.float32)
+        self._bgr = spec.channel_order == 'bgr'
+
+    @classmethod
+    def from_model(
+        cls, model: str | Path = 'default', scorer: str = '', backend: str = 'torch', device: str = 'cpu'
+    ) -> Pipeline:
+        """Build from a model folder or a name under models/; raises ConfigError/CheckpointError/BackendError."""
+        cfg = load_model_config(resolve_model_dir(str(model)))
+        be = build_backend(cfg, backend, device)
+        return cls(cfg, be, build_scorer(scorer or cfg.scorer, cfg.num_classes))
+
+    @property
+    def score_range(self) -> tuple[float, float]:
+        return self.scorer.score_range
+
+    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
+        """RGB uint8 HxWx3 -> normalised 1x3xhxw float32 at the model's input size."""
+        _check_image(rgb)
+        h, w = rgb.shape[:2]
+        if (w, h) != self._size:
+            shrinking = w > self._size[0] or h > self._size[1]
+            rgb = cv2.resize(rgb, self._size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        if self._bgr:
+            rgb = rgb[..., ::-1]
+        x = rgb.astype(np.float32) * self._mul + self._add
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+
+    @torch.inference_mode()
+    def __call__(self, rgb: np.ndarray) -> Result:
+        t0 = time.perf_counter()
+        x = self.preprocess(rgb)
+        t1 = time.perf_counter()
+        logits = self.backend(x)
+        _sync(logits)
+        t2 = time.perf_counter()
+        score_t = self.scorer(logits, x.to(logits.device))[0]
+        labels_t = logits[0].argmax(dim=0).to(torch.uint8)
+        score = score_t.float().cpu().numpy()
+        labels = labels_t.cpu().numpy()
+        t3 = time.perf_counter()
+        h, w = rgb.shape[:2]
+        if score.shape != (h, w):
+            # Upsampling the 1-channel score and the label map is far cheaper than upsampling C logits.
+            score = cv2.resize(score, (w, h), interpolation=cv2.INTER_LINEAR)
+            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+        t4 = time.perf_counter()
+        ms = [(b - a) * 1e3 for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))]
+        timings = dict(zip(STAGES, ms))
+        timings['total'] = (t4 - t0) * 1e3
+        return Result(labels=labels, score=score, score_range=self.score_range, timings=timings)
+
+    def warmup(self, runs: int = 2) -> None:
+        """First calls pay for allocator and kernel selection; do it before the first camera frame."""
+        frame = np.zeros((self.model.input.height, self.model.input.width, 3), np.uint8)
+        for _ in range(runs):
+            self(frame)
+
+
+def _sync(t: torch.Tensor) -> None:
+    if t.device.type == 'cuda':
+        torch.cuda.synchronize(t.device)
+
+
+def _check_image(rgb: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray):
+        raise TypeError(f'image must be a numpy array, got {type(rgb).__name__}')
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'image must be HxWx3 uint8 RGB, got shape {rgb.shape} dtype {rgb.dtype}')
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f'image is empty: shape {rgb.shape}')

@@ -1,0 +1,185 @@
+"""Drive a real `anomaly_seg` node process from Python: shared by the demo, the benchmark and the node test.
+
+`NodeProcess` starts the node in its own process on an isolated ROS domain (random ROS_DOMAIN_ID,
+localhost-only discovery); `FrameClient` publishes frames into it and records every output with its
+arrival time, keyed by header stamp. Readiness is awaited on graph events (publisher/subscriber
+matching), never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from .codec import rgb_to_image
+
+__all__ = ['FrameClient', 'NodeProcess', 'OUTPUT_TOPICS', 'Received', 'isolated_ros_env']
+
+#: output topic suffix under the node's namespace -> expected encoding
+OUTPUT_TOPICS = {
+    'segmentation': 'mono8',
+    'segmentation/color': 'rgb8',
+    'anomaly_score': '32FC1',
+    'anomaly_heatmap': 'bgr8',
+}
+
+
+def isolated_ros_env(domain_id: int | None = None) -> dict[str, str]:
+    """Environment for a ROS process that can only see peers on this machine in its own domain."""
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = str(domain_id if domain_id is not None else random.randint(1, 101))
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env.pop('ROS_LOCALHOST_ONLY', None)
+    env['PYTHONUNBUFFERED'] = '1'
+    return env
+
+
+class NodeProcess:
+    """The node in a subprocess: `with NodeProcess(params, ns='/t1', env=env) as proc: ...`."""
+
+    def __init__(self, params: Path, namespace: str, env: dict[str, str], extra_params: dict[str, Any] | None = None):
+        self.namespace = namespace
+        self.log_path = Path(tempfile.mkstemp(prefix='anomaly_seg_node_', suffix='.log')[1])
+        cmd = [sys.executable, '-m', 'anomaly_seg_ros.ros.node', '--ros-args', '--params-file', str(params),
+               '-r', f'__ns:={namespace}']
+        for k, v in (extra_params or {}).items():
+            cmd += ['-p', f'{k}:={v}']
+        self.cmd = cmd
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> NodeProcess:
+        self._log = open(self.log_path, 'wb')
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors='replace')
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(2)  # SIGINT: the node's main() shuts down cleanly
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@dataclass
+class Received:
+    """Outputs by topic suffix -> {stamp_ns: (message, arrival monotonic seconds)}."""
+
+    by_topic: dict[str, dict[int, tuple[Any, float]]] = field(default_factory=lambda: defaultdict(dict))
+
+
+class FrameClient:
+    """Publishes frames to `<ns>/image` and collects `<ns>/anomaly_seg/<output>` in a background executor."""
+
+    def __init__(self, namespace: str, outputs: tuple[str, ...] = tuple(OUTPUT_TOPICS), reliable: bool = True):
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = Node('anomaly_seg_client', namespace=namespace, context=self.context)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        self.pub = self.node.create_publisher(Image, 'image', qos)
+        self.pub_compressed = self.node.create_publisher(CompressedImage, 'image/compressed', qos)
+        self.received = Received()
+        self._lock = threading.Lock()
+        self._event = threading.Condition(self._lock)
+        self.output_topics = {o: f'{namespace.rstrip("/")}/anomaly_seg/{o}' for o in outputs}
+        for suffix, topic in self.output_topics.items():
+            self.node.create_subscription(Image, topic, lambda m, s=suffix: self._on_output(s, m), 10)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spin.start()
+        self.sent: dict[int, float] = {}
+
+    def _on_output(self, suffix: str, msg: Any) -> None:
+        now = time.monotonic()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._event:
+            self.received.by_topic[suffix][stamp] = (msg, now)
+            self._event.notify_all()
+
+    def wait_connected(self, timeout: float = 60.0, compressed: bool = False) -> bool:
+        """True once the node subscribes to our input and publishes every output we listen to."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pub = self.pub_compressed if compressed else self.pub
+            if pub.get_subscription_count() > 0 and all(
+                self.node.count_publishers(t) > 0 for t in self.output_topics.values()
+            ):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def publish(self, stamp_ns: int, rgb: np.ndarray | None = None, encoding: str = 'rgb8', *,
+                raw: tuple[int, int, int, bytes] | None = None, frame_id: str = 'camera') -> None:
+        """Publish a frame; `raw=(height, width, step, data)` sends arbitrary (even corrupt) bytes."""
+        msg = Image()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.header.frame_id = frame_id
+        msg.encoding = encoding
+        if raw is not None:
+            msg.height, msg.width, msg.step, msg.data = raw[0], raw[1], raw[2], raw[3]
+        else:
+            if rgb is None:
+                raise ValueError('publish: give rgb or raw')
+            msg.height, msg.width = rgb.shape[:2]
+            msg.step, msg.data = rgb_to_image(rgb, encoding)
+        self.sent[stamp_ns] = time.monotonic()
+        self.pub.publish(msg)
+
+    def publish_compressed(self, stamp_ns: int, data: bytes, fmt: str, frame_id: str = 'camera') -> None:
+        msg = CompressedImage()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.header.frame_id = frame_id
+        msg.format = fmt
+        msg.data = data
+        self.sent[stamp_ns] = time.monotonic()
+        self.pub_compressed.publish(msg)
+
+    def wait_for(self, stamp_ns: int, timeout: float) -> bool:
+        """Wait until every output topic has delivered the frame with this stamp."""
+        deadline = time.monotonic() + timeout
+        with self._event:
+            while not all(stamp_ns in self.received.by_topic[s] for s in self.output_topics):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._event.wait(left)
+        return True
+
+    def latency_s(self, stamp_ns: int) -> float:
+        """Publish-to-last-output time of one frame (same process, one monotonic clock)."""
+        with self._lock:
+            last = max(self.received.by_topic[s][stamp_ns][1] for s in self.output_topics)
+        return last - self.sent[stamp_ns]
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)

@@ -1,0 +1,23 @@
+"""Scorers by name; an unknown name lists the valid ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import ConfigError
+from .base import Scorer
+from .softmax import MaxSoftmax, NormalizedEntropy, SoftmaxDistance
+
+__all__ = ['SCORERS', 'build_scorer']
+
+SCORERS: dict[str, Callable[[int], Scorer]] = {
+    'entropy': NormalizedEntropy,
+    'max_softmax': MaxSoftmax,
+    'softmax_distance': SoftmaxDistance,
+}
+
+
+def build_scorer(name: str, num_classes: int) -> Scorer:
+    if name not in SCORERS:
+        raise ConfigError(f'unknown scorer {name!r}; available: {", ".join(sorted(SCORERS))}')
+    return SCORERS[name](num_classes)

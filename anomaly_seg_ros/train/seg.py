@@ -1,0 +1,200 @@
+"""Segmentation training: the entry point behind `anomaly-seg train seg`.
+
+Recipe (the usual one for Cityscapes-style nets, shortened for CPU): random scale, random crop, horizontal
+flip, AdamW with poly learning-rate decay, ICNet cascade label guidance (loss weights 1, 0.4, 0.16 as in
+ICNet), periodic mIoU on a validation split, checkpoints every eval and resume from the last one.
+The output is a model folder (model.yaml + weights) that `Pipeline.from_model` loads directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..checkpoint import write_model_folder
+from ..classes import CITYSCAPES_CLASSES, IGNORE_ID, NUM_CLASSES
+from ..config import InputSpec
+from ..data.sample import Sample
+from ..errors import CheckpointError, ConfigError
+from ..eval.metrics import MeanIoU
+from ..nets import build_net
+
+__all__ = ['SegTrainConfig', 'train_segmentation']
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SegTrainConfig:
+    out: Path
+    architecture: str = 'icnet_small'
+    width: int = 32
+    input_height: int = 256
+    input_width: int = 512
+    crop_height: int = 192
+    crop_width: int = 384
+    scale_min: float = 0.75
+    scale_max: float = 1.25
+    batch: int = 8
+    iters: int = 1500
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    eval_every: int = 250
+    seed: int = 0
+    threads: int = 0  # 0: torch default
+    scorer: str = 'entropy'
+
+    def validate(self) -> None:
+        for name in ('input_height', 'input_width', 'crop_height', 'crop_width', 'batch', 'iters', 'eval_every'):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f'train seg: --{name.replace("_", "-")} must be > 0, got {getattr(self, name)}')
+        if self.crop_height > self.input_height or self.crop_width > self.input_width:
+            raise ConfigError('train seg: crop must fit inside the input size')
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ConfigError(f'train seg: need 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}')
+
+
+class _Augment:
+    """Random scale, crop, flip on (image, labels); labels use nearest neighbour so ids stay ids."""
+
+    def __init__(self, cfg: SegTrainConfig, rng: np.random.Generator) -> None:
+        self.cfg = cfg
+        self.rng = rng
+
+    def __call__(self, s: Sample) -> tuple[np.ndarray, np.ndarray]:
+        cfg, rng = self.cfg, self.rng
+        img, lab = _fit(s.image, s.labels, cfg.input_height, cfg.input_width)
+        k = rng.uniform(cfg.scale_min, cfg.scale_max)
+        h = max(cfg.crop_height, round(cfg.input_height * k))
+        w = max(cfg.crop_width, round(cfg.input_width * k))
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+        y = int(rng.integers(0, h - cfg.crop_height + 1))
+        x = int(rng.integers(0, w - cfg.crop_width + 1))
+        img = img[y:y + cfg.crop_height, x:x + cfg.crop_width]
+        lab = lab[y:y + cfg.crop_height, x:x + cfg.crop_width]
+        if rng.random() < 0.5:
+            img, lab = img[:, ::-1], lab[:, ::-1]
+        return img, lab
+
+
+def _fit(img: np.ndarray, lab: np.ndarray | None, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    if lab is None:
+        raise ConfigError('train seg: a training sample has no labels')
+    if img.shape[:2] != (h, w):
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+    return img, lab
+
+
+def _to_batch(images: list[np.ndarray], spec: InputSpec) -> torch.Tensor:
+    x = np.stack(images).astype(np.float32) * spec.scale
+    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def _poly(it: int, total: int, base: float) -> float:
+    return base * (1.0 - it / total) ** 0.9
+
+
+def evaluate_miou(net: torch.nn.Module, val: Sequence[Sample], spec: InputSpec) -> MeanIoU:
+    """Full-frame mIoU at the model's input size, over a dataset-wide confusion matrix."""
+    metric = MeanIoU(NUM_CLASSES)
+    net.eval()
+    with torch.inference_mode():
+        for s in val:
+            img, lab = _fit(s.image, s.labels, spec.height, spec.width)
+            pred = net(_to_batch([img], spec))[0].argmax(0).numpy().astype(np.uint8)
+            metric.update(pred, lab)
+    net.train()
+    return metric
+
+
+def train_segmentation(
+    cfg: SegTrainConfig, train: Sequence[Sample], val: Sequence[Sample], *, resume: bool = False,
+    description: str = '', progress: bool = True,
+) -> dict[str, Any]:
+    """Train, evaluate every cfg.eval_every iterations, write cfg.out/{model.yaml, model.pt, train_log.json}."""
+    cfg.validate()
+    if len(train) == 0:
+        raise ConfigError('train seg: the training split is empty')
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    spec = InputSpec(cfg.input_height, cfg.input_width)
+    net = build_net(cfg.architecture, NUM_CLASSES, width=cfg.width)
+    net.train()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ckpt_path = cfg.out / 'checkpoint.pt'
+    start, history = 0, []
+    if resume:
+        if not ckpt_path.is_file():
+            raise CheckpointError(f'{ckpt_path}: --resume given but no checkpoint there')
+        state = torch.load(ckpt_path, map_location='cpu', weights_only=True)
+        net.load_state_dict(state['state_dict'], strict=True)
+        opt.load_state_dict(state['optimizer'])
+        start = int(state['iteration'])
+        history = json.loads(state['history'])
+        rng = np.random.default_rng([cfg.seed, start])  # a fresh but reproducible stream after resume
+        log.info('resumed from %s at iteration %d', ckpt_path, start)
+    augment = _Augment(cfg, rng)
+    weights = (1.0, 0.4, 0.16)
+    t_start = time.perf_counter()
+    bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not progress, desc='train seg')
+    loss_avg = math.nan
+    for it in bar:
+        idx = rng.integers(0, len(train), cfg.batch)
+        pairs = [augment(train[int(i)]) for i in idx]
+        x = _to_batch([p[0] for p in pairs], spec)
+        y = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64))
+        for g in opt.param_groups:
+            g['lr'] = _poly(it, cfg.iters, cfg.lr)
+        outs = net(x)
+        loss = sum(
+            w * F.cross_entropy(_resize_logits(o, y.shape[1:]), y, ignore_index=IGNORE_ID)
+            for w, o in zip(weights, outs)
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_avg = loss.item() if math.isnan(loss_avg) else 0.95 * loss_avg + 0.05 * loss.item()
+        bar.set_postfix(loss=f'{loss_avg:.3f}', lr=f'{opt.param_groups[0]["lr"]:.2e}')
+        done = it + 1
+        if done % cfg.eval_every == 0 or done == cfg.iters:
+            miou = evaluate_miou(net, val, spec).compute().miou if len(val) else math.nan
+            history.append({'iteration': done, 'loss': loss_avg, 'val_miou': miou,
+                            'elapsed_s': time.perf_counter() - t_start})
+            bar.write(f'iteration {done}: loss {loss_avg:.4f}, val mIoU {miou:.4f}')
+            cfg.out.mkdir(parents=True, exist_ok=True)
+            torch.save({'state_dict': net.state_dict(), 'optimizer': opt.state_dict(), 'iteration': done,
+                        'history': json.dumps(history)}, ckpt_path)
+    net.eval()
+    write_model_folder(cfg.out, net, cfg.architecture, {'width': cfg.width}, spec, cfg.scorer, description)
+    summary = {
+        'config': {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        'train_frames': len(train), 'val_frames': len(val), 'history': history,
+        'train_seconds_this_run': time.perf_counter() - t_start, 'torch': torch.__version__,
+        'threads': torch.get_num_threads(), 'classes': list(CITYSCAPES_CLASSES),
+    }
+    with open(cfg.out / 'train_log.json', 'w', encoding='utf-8') as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def _resize_logits(o: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    if o.shape[2:] == size:
+        return o
+    return F.interpolate(o, size=tuple(size), mode='bilinear', align_corners=False)

@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from anomaly_seg_ros.errors import ConfigError
+from anomaly_seg_ros.nets import NETS, build_net
+
+
+@pytest.mark.parametrize('name', sorted(NETS))
+def test_forward_shape_no_nan(name: str) -> None:
+    net = build_net(name, 19, width=8).eval()
+    with torch.inference_mode():
+        out = net(torch.randn(1, 3, 64, 128))
+    assert out.shape == (1, 19, 64, 128)
+    assert torch.isfinite(out).all()
+
+
+def test_training_mode_returns_aux_heads() -> None:
+    net = build_net('icnet_small', 19, width=8).train()
+    logits, aux_mid, aux_low = net(torch.randn(2, 3, 64, 128))
+    assert logits.shape == (2, 19, 64, 128)
+    assert aux_mid.shape[1] == aux_low.shape[1] == 19
+
+
+def test_unknown_architecture_lists_registered() -> None:
+    with pytest.raises(ConfigError, match="unknown architecture 'resnet'; registered: icnet_small"):
+        build_net('resnet', 19)
+
+
+def test_bad_arch_args_named() -> None:
+    with pytest.raises(ConfigError, match='bad arch_args'):
+        build_net('icnet_small', 19, depth=3)
