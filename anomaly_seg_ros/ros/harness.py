@@ -26,6 +26,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image
 
 from .codec import rgb_to_image
@@ -108,9 +109,13 @@ class FrameClient:
         self.received = Received()
         self._lock = threading.Lock()
         self._event = threading.Condition(self._lock)
+        # the node names its diagnostics status '<fully qualified node name>: pipeline'
+        self.diagnostics_name = f'{namespace.rstrip("/")}/anomaly_seg: pipeline'
         self.output_topics = {o: f'{namespace.rstrip("/")}/anomaly_seg/{o}' for o in outputs}
         for suffix, topic in self.output_topics.items():
             self.node.create_subscription(Image, topic, lambda m, s=suffix: self._on_output(s, m), 10)
+        self.diagnostics: dict[str, str] = {}
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
@@ -123,6 +128,24 @@ class FrameClient:
         with self._event:
             self.received.by_topic[suffix][stamp] = (msg, now)
             self._event.notify_all()
+
+    def _on_diag(self, msg: Any) -> None:
+        for status in msg.status:
+            if status.name == self.diagnostics_name:
+                with self._event:
+                    self.diagnostics = {kv.key: kv.value for kv in status.values}
+                    self._event.notify_all()
+
+    def wait_diagnostics(self, key: str, at_least: int, timeout: float) -> bool:
+        """Wait until the node's diagnostics report counter `key` >= at_least."""
+        deadline = time.monotonic() + timeout
+        with self._event:
+            while int(self.diagnostics.get(key, '-1')) < at_least:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._event.wait(left)
+        return True
 
     def wait_connected(self, timeout: float = 60.0, compressed: bool = False) -> bool:
         """True once the node subscribes to our input and publishes every output we listen to."""

@@ -184,7 +184,7 @@ class AnomalySegNode(Node):
                 p50, p95 = np.percentile(xs, [50, 95])
                 values.append(KeyValue(key=f'{stage}_ms_p50', value=f'{p50:.2f}'))
                 values.append(KeyValue(key=f'{stage}_ms_p95', value=f'{p95:.2f}'))
-        status = DiagnosticStatus(name=f'{self.get_name()}: pipeline', hardware_id=self.cfg.device, values=values)
+        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: pipeline', hardware_id=self.cfg.device, values=values)
         if counts['dropped_bad_input'] or counts['failed']:
             status.level, status.message = DiagnosticStatus.WARN, 'frames dropped: bad input or pipeline failure'
         else:
