@@ -23,6 +23,7 @@ __all__ = [
     'ModelConfig',
     'NodeConfig',
     'PACKAGE_ROOT',
+    'default_params_file',
     'load_model_config',
     'load_node_config',
     'load_yaml',
@@ -32,16 +33,24 @@ __all__ = [
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
-def _model_search_path() -> tuple[Path, ...]:
-    """models/ sits next to the package in a source checkout; pip and colcon install it under share/."""
-    roots = [PACKAGE_ROOT.parent / 'models', Path(sys.prefix) / 'share' / 'anomaly_seg_ros' / 'models']
+def _data_search_path(sub: str) -> tuple[Path, ...]:
+    """models/ and config/ sit next to the package in a source checkout; pip and colcon put them under share/."""
+    roots = [PACKAGE_ROOT.parent / sub, Path(sys.prefix) / 'share' / 'anomaly_seg_ros' / sub]
     # colcon: <prefix>/lib/pythonX.Y/site-packages/anomaly_seg_ros -> <prefix>/share/anomaly_seg_ros
     if len(PACKAGE_ROOT.parents) > 3:
-        roots.append(PACKAGE_ROOT.parents[3] / 'share' / 'anomaly_seg_ros' / 'models')
+        roots.append(PACKAGE_ROOT.parents[3] / 'share' / 'anomaly_seg_ros' / sub)
     return tuple(dict.fromkeys(roots))
 
 
-_MODEL_SEARCH = _model_search_path()
+_MODEL_SEARCH = _data_search_path('models')
+
+
+def default_params_file() -> Path:
+    """The shipped config/default.yaml, wherever the package was installed from."""
+    for root in _data_search_path('config'):
+        if (root / 'default.yaml').is_file():
+            return root / 'default.yaml'
+    raise ConfigError(f'config/default.yaml not found under {", ".join(map(str, _data_search_path("config")))}')
 
 
 def load_yaml(path: Path) -> Any:

@@ -28,7 +28,7 @@ from ..classes import CITYSCAPES_CLASSES, IGNORE_ID, NUM_CLASSES
 from ..config import InputSpec
 from ..data.sample import Sample
 from ..errors import CheckpointError, ConfigError
-from ..eval.metrics import MeanIoU
+from ..eval.metrics import SegmentationIoU
 from ..nets import build_net
 
 __all__ = ['SegTrainConfig', 'train_segmentation']
@@ -109,9 +109,9 @@ def _poly(it: int, total: int, base: float) -> float:
     return base * (1.0 - it / total) ** 0.9
 
 
-def evaluate_miou(net: torch.nn.Module, val: Sequence[Sample], spec: InputSpec) -> MeanIoU:
+def evaluate_miou(net: torch.nn.Module, val: Sequence[Sample], spec: InputSpec) -> SegmentationIoU:
     """Full-frame mIoU at the model's input size, over a dataset-wide confusion matrix."""
-    metric = MeanIoU(NUM_CLASSES)
+    metric = SegmentationIoU(NUM_CLASSES)
     net.eval()
     with torch.inference_mode():
         for s in val:

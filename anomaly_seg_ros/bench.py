@@ -1,0 +1,73 @@
+"""`anomaly-seg bench`: per-stage latency of the Pipeline on this machine, printed as a table.
+
+Figures, not assertions: speed targets are checked by reading this output, never by timed tests.
+"""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data.synthetic import SyntheticWorld, WorldConfig
+from .pipeline import STAGES, Pipeline
+
+__all__ = ['BENCH_SIZES', 'bench_frames', 'pipeline_latency', 'print_table']
+
+BENCH_SIZES = ((1024, 512), (2048, 1024))
+
+
+def bench_frames(size: tuple[int, int], n: int = 4, seed: int = 3000) -> list[np.ndarray]:
+    """A few distinct road frames (with obstacles) at WIDTHxHEIGHT; timed loops cycle through them."""
+    w, h = size
+    world = SyntheticWorld(n, seed=seed, config=WorldConfig(height=h, width=w, anomaly_prob=1.0))
+    return [world[i].image for i in range(n)]
+
+
+def pipeline_latency(pipe: Pipeline, frames: list[np.ndarray], runs: int, desc: str) -> dict[str, np.ndarray]:
+    pipe(frames[0])  # warm-up at this size (allocator, resize buffers)
+    rows: dict[str, list[float]] = {k: [] for k in (*STAGES, 'total')}
+    for i in tqdm(range(runs), desc=desc, leave=False):
+        t = pipe(frames[i % len(frames)]).timings
+        for k in rows:
+            rows[k].append(t[k])
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
+def print_table(title: str, table: dict[str, np.ndarray]) -> None:
+    print(title)
+    print(f'  {"stage":<12} {"p50 ms":>9} {"p95 ms":>9}')
+    for k, v in table.items():
+        print(f'  {k:<12} {np.percentile(v, 50):9.2f} {np.percentile(v, 95):9.2f}')
+
+
+def machine_line(device: str) -> str:
+    return (f'machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, '
+            f'{torch.get_num_threads()} threads, device {device}')
+
+
+def run_bench(model: str, scorer: str, frames: int, ros: bool, device: str) -> None:
+    pipe = Pipeline.from_model(model, scorer, 'torch', device)
+    pipe.warmup()
+    spec = pipe.model.input
+    print(f'model {pipe.model.name!r} (input {spec.width}x{spec.height}), scorer {pipe.scorer.name!r}')
+    print(machine_line(device))
+    direct: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    images = {size: bench_frames(size) for size in BENCH_SIZES}
+    for size in BENCH_SIZES:
+        direct[size] = pipeline_latency(pipe, images[size], frames, f'pipeline {size[0]}x{size[1]}')
+        print_table(f'Pipeline, {size[0]}x{size[1]} frames, {frames} runs:', direct[size])
+    if not ros:
+        return
+    from .ros.overhead import node_latency
+
+    print('node overhead (same frames, one at a time: publish -> all outputs received, vs bare Pipeline total):')
+    print(f'  {"frame size":<11} {"pipeline p50":>13} {"via ROS p50":>12} {"ratio":>7} {"via ROS p95":>12}')
+    for size in BENCH_SIZES:
+        through = node_latency(model, scorer, device, images[size], frames)
+        p50_d = float(np.percentile(direct[size]['total'], 50))
+        p50_r = float(np.percentile(through, 50))
+        print(f'  {size[0]}x{size[1]:<6} {p50_d:10.1f} ms {p50_r:9.1f} ms {p50_r / p50_d:7.2f} '
+              f'{np.percentile(through, 95):9.1f} ms')
