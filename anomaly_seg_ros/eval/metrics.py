@@ -1,0 +1,56 @@
+"""Evaluation metrics of anomaly segmentation, one import point.
+
+Every metric is a streaming accumulator (``update()`` per frame, ``compute()`` -> frozen result dataclass,
+``reset()``) with a one-shot functional twin built from the same private steps:
+
+- pixel AP / AUROC / FPR95: ``PixelAnomalyMetrics`` / ``pixel_anomaly_metrics`` -> ``PixelMetricsResult``
+- mIoU over the 19 trainIds: ``SegmentationIoU`` / ``segmentation_iou`` -> ``IoUResult``
+- SMIYC sIoU / PPV / mean F1: ``SmiycComponentMetrics`` / ``smiyc_component_metrics`` -> ``SmiycResult``
+- Chan et al. TP / FP / FN / F1 / road miss rate: ``ChanSegmentMetrics`` / ``chan_segment_metrics``
+  -> ``ChanSegmentResult``
+
+Definitions, tie handling, ignore handling and the binned-mode error bounds are documented in
+:mod:`.pixel_metrics` and :mod:`.component_metrics`.
+"""
+
+from __future__ import annotations
+
+from .component_metrics import (
+    SMIYC_TAUS,
+    ChanSegmentMetrics,
+    ChanSegmentResult,
+    SmiycComponentMetrics,
+    SmiycResult,
+    chan_segment_metrics,
+    smiyc_component_metrics,
+)
+from .pixel_metrics import (
+    DEFAULT_BINS,
+    DEFAULT_MAX_EXACT_PAIRS,
+    FPR95_TPR,
+    IoUResult,
+    PixelAnomalyMetrics,
+    PixelMetricsResult,
+    SegmentationIoU,
+    pixel_anomaly_metrics,
+    segmentation_iou,
+)
+
+__all__ = [
+    'DEFAULT_BINS',
+    'DEFAULT_MAX_EXACT_PAIRS',
+    'FPR95_TPR',
+    'SMIYC_TAUS',
+    'ChanSegmentMetrics',
+    'ChanSegmentResult',
+    'IoUResult',
+    'PixelAnomalyMetrics',
+    'PixelMetricsResult',
+    'SegmentationIoU',
+    'SmiycComponentMetrics',
+    'SmiycResult',
+    'chan_segment_metrics',
+    'pixel_anomaly_metrics',
+    'segmentation_iou',
+    'smiyc_component_metrics',
+]
