@@ -1,0 +1,306 @@
+"""Tests of the synthetic road-scene world (anomaly_seg_ros.data.synthetic)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from anomaly_seg_ros.classes import IGNORE_ID, NUM_CLASSES, TRAIN_ID
+from anomaly_seg_ros.data.sample import Sample
+from anomaly_seg_ros.data.synthetic import (
+    ANOMALY_FAMILIES,
+    SyntheticWorld,
+    WorldConfig,
+    WorldConfigError,
+    _Renderer,
+    generate,
+)
+from anomaly_seg_ros.errors import ConfigError
+
+SMALL = WorldConfig(height=128, width=256)
+MEDIUM = WorldConfig(height=256, width=512)
+REQUIRED = ('road', 'sidewalk', 'building', 'vegetation', 'sky', 'pole', 'traffic sign', 'car', 'person')
+
+# Hue bands (OpenCV hue = degrees / 2) of the two obstacle families.
+TEST_HUES = (300.0, 180.0, 25.0)
+PROXY_HUES = (270.0, 335.0, 57.0, 100.0)
+
+
+def _render_with_horizon(seed: int, config: WorldConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    renderer = _Renderer(np.random.default_rng(seed), config)
+    image, labels, anomaly = renderer.render()
+    return image, labels, anomaly, renderer.cam.y_h
+
+
+# ---------------------------------------------------------------------------------------------------
+# determinism and API
+
+
+def test_same_seed_gives_identical_bytes() -> None:
+    a, b = generate(7, SMALL), generate(7, SMALL)
+    assert a.image.tobytes() == b.image.tobytes()
+    assert a.labels.tobytes() == b.labels.tobytes()
+    assert a.anomaly.tobytes() == b.anomaly.tobytes()
+    assert a.name == b.name == 'synthetic-7'
+
+
+def test_different_seeds_differ() -> None:
+    a, b = generate(7, SMALL), generate(8, SMALL)
+    assert a.image.tobytes() != b.image.tobytes()
+    assert a.labels.tobytes() != b.labels.tobytes()
+
+
+def test_generate_uses_no_global_rng_state() -> None:
+    np.random.seed(1)
+    a = generate(3, SMALL)
+    np.random.seed(2)
+    np.random.random(100)
+    b = generate(3, SMALL)
+    assert a.image.tobytes() == b.image.tobytes()
+
+
+def test_render_matches_generate() -> None:
+    image, labels, anomaly, _ = _render_with_horizon(11, SMALL)
+    sample = generate(11, SMALL)
+    assert np.array_equal(image, sample.image)
+    assert np.array_equal(labels, sample.labels)
+    assert np.array_equal(anomaly, sample.anomaly)
+
+
+@pytest.mark.parametrize('size', [(32, 32), (33, 47), (128, 256), (512, 1024)])
+def test_dtypes_shapes_values(size: tuple[int, int]) -> None:
+    h, w = size
+    config = WorldConfig(height=h, width=w, anomaly_prob=0.7, ignore_band=1)
+    for seed in range(3):
+        s = generate(seed, config)
+        assert isinstance(s, Sample)
+        assert s.image.shape == (h, w, 3) and s.image.dtype == np.uint8
+        assert s.labels.shape == (h, w) and s.labels.dtype == np.uint8
+        assert s.anomaly.shape == (h, w) and s.anomaly.dtype == np.uint8
+        assert set(np.unique(s.labels).tolist()) <= set(range(NUM_CLASSES)) | {IGNORE_ID}
+        assert set(np.unique(s.anomaly).tolist()) <= {0, 1, 255}
+
+
+def test_world_is_a_sequence() -> None:
+    world = SyntheticWorld(5, seed=3, config=SMALL)
+    assert len(world) == 5
+    frame = world[2]
+    direct = generate(3 * SyntheticWorld.SEED_STRIDE + 2, SMALL)
+    assert frame.name == 'synthetic-s3-000002'
+    assert np.array_equal(frame.image, direct.image)
+    assert np.array_equal(frame.labels, direct.labels)
+    assert np.array_equal(world[-1].image, world[4].image)
+    assert [s.name for s in world] == [f'synthetic-s3-{i:06d}' for i in range(5)]
+    with pytest.raises(IndexError):
+        world[5]
+    with pytest.raises(IndexError):
+        world[-6]
+    with pytest.raises(TypeError):
+        world['1']  # type: ignore[index]
+    assert len(SyntheticWorld(0)) == 0
+    assert SyntheticWorld(2, seed=4, config=SMALL)[0].image.tobytes() != world[0].image.tobytes()
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'field'),
+    [
+        ({'height': 31}, 'height'),
+        ({'width': 16}, 'width'),
+        ({'height': 64.0}, 'height'),
+        ({'anomaly_prob': -0.1}, 'anomaly_prob'),
+        ({'anomaly_prob': 1.5}, 'anomaly_prob'),
+        ({'anomaly_prob': float('nan')}, 'anomaly_prob'),
+        ({'anomaly_family': 'other'}, 'anomaly_family'),
+        ({'max_anomalies': -1}, 'max_anomalies'),
+        ({'max_anomalies': 0}, 'max_anomalies'),
+        ({'ignore_band': -2}, 'ignore_band'),
+    ],
+)
+def test_config_validation(kwargs: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field) as info:
+        WorldConfig(**kwargs)
+    assert isinstance(info.value, ConfigError)
+    assert isinstance(info.value, WorldConfigError)
+
+
+def test_config_edge_values_are_accepted() -> None:
+    WorldConfig(height=32, width=32, anomaly_prob=0.0, max_anomalies=0)
+    WorldConfig(anomaly_prob=1)
+    for family in ANOMALY_FAMILIES:
+        WorldConfig(anomaly_family=family)
+
+
+def test_bad_seeds_rejected() -> None:
+    with pytest.raises(ValueError, match='seed'):
+        generate(-1, SMALL)
+    with pytest.raises(ValueError, match='seed'):
+        SyntheticWorld(3, seed=-5)
+    with pytest.raises(ValueError, match='n'):
+        SyntheticWorld(-1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# scene content
+
+
+def test_labels_align_with_pixels() -> None:
+    """Image gradients are strongest on label boundaries: the best offset between the two is zero."""
+    config = replace_cfg(MEDIUM, anomaly_prob=0.5)
+    for seed in range(4):
+        s = generate(seed, config)
+        grey = cv2.cvtColor(s.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        for axis in (0, 1):
+            grad = np.abs(np.diff(grey, axis=axis))
+            edge = np.diff(s.labels.astype(np.int16), axis=axis) != 0
+            offsets = range(-5, 6)
+            score = [grad[np.roll(edge, k, axis=axis)].mean() for k in offsets]
+            assert int(np.argmax(score)) == 5, (seed, axis, score)
+            assert score[5] > 2.0 * np.mean(score[:3] + score[-3:]), (seed, axis, score)
+
+
+def test_layout_sky_on_top_road_at_bottom_centre() -> None:
+    config = replace_cfg(MEDIUM, anomaly_prob=0.0)
+    bottom_road = []
+    for seed in range(10):
+        s = generate(seed, config)
+        rows = np.arange(s.labels.shape[0])[:, None]
+        sky = s.labels == TRAIN_ID['sky']
+        road = s.labels == TRAIN_ID['road']
+        if sky.any():
+            assert (rows * sky).sum() / sky.sum() < (rows * road).sum() / road.sum()
+        h, w = s.labels.shape
+        bottom_road.append(road[int(0.9 * h) :, w // 3 : 2 * w // 3].mean())
+    assert np.mean(bottom_road) > 0.6
+
+
+def test_class_colours_are_plausible() -> None:
+    config = replace_cfg(MEDIUM, anomaly_prob=0.0)
+    brighter_sky, greener_veg, n_sky, n_veg = 0, 0, 0, 0
+    for seed in range(12):
+        s = generate(seed, config)
+        img = s.image.astype(np.float32)
+
+        def mean(name: str) -> np.ndarray | None:
+            m = s.labels == TRAIN_ID[name]
+            return img[m].mean(axis=0) if m.sum() > 50 else None
+
+        road, sky, veg = mean('road'), mean('sky'), mean('vegetation')
+        if sky is not None:
+            n_sky += 1
+            brighter_sky += int(sky.mean() > road.mean())
+        if veg is not None:
+            n_veg += 1
+            greener_veg += int(veg[1] - 0.5 * (veg[0] + veg[2]) > road[1] - 0.5 * (road[0] + road[2]))
+    assert n_sky >= 6 and n_veg >= 6
+    assert brighter_sky >= 0.9 * n_sky
+    assert greener_veg >= 0.9 * n_veg
+
+
+def test_required_classes_appear() -> None:
+    seen: set[int] = set()
+    for seed in range(20):
+        seen |= set(np.unique(generate(seed, MEDIUM).labels).tolist())
+    missing = [name for name in REQUIRED if TRAIN_ID[name] not in seen]
+    assert not missing
+
+
+# ---------------------------------------------------------------------------------------------------
+# anomalies
+
+
+def test_no_anomalies_when_prob_zero() -> None:
+    config = replace_cfg(SMALL, anomaly_prob=0.0, max_anomalies=0)
+    for seed in range(10):
+        s = generate(seed, config)
+        assert not s.anomaly.any()
+        assert not (s.labels == IGNORE_ID).any()
+
+
+def test_every_frame_has_anomalies_when_prob_one() -> None:
+    for size in ((32, 32), (64, 128), (256, 512)):
+        config = WorldConfig(height=size[0], width=size[1], anomaly_prob=1.0)
+        for seed in range(8):
+            assert (generate(seed, config).anomaly == 1).any(), (size, seed)
+
+
+@pytest.mark.parametrize('family', ANOMALY_FAMILIES)
+def test_anomalies_stand_on_the_road(family: str) -> None:
+    config = replace_cfg(MEDIUM, anomaly_prob=1.0, anomaly_family=family)
+    road = TRAIN_ID['road']
+    for seed in range(12):
+        _image, labels, anomaly, y_h = _render_with_horizon(seed, config)
+        obstacle = anomaly == 1
+        # seg labels are ignore exactly on obstacle pixels
+        assert np.array_equal(labels == IGNORE_ID, obstacle)
+        ys, _xs = np.nonzero(obstacle)
+        assert ys.min() > y_h, seed
+        n, components = cv2.connectedComponents(obstacle.astype(np.uint8), connectivity=8)
+        for k in range(1, n):
+            comp = (components == k).astype(np.uint8)
+            ring = cv2.dilate(comp, np.ones((5, 5), np.uint8)).astype(bool) & ~comp.astype(bool)
+            touches_bottom = comp[-1].any()
+            assert touches_bottom or (labels[ring] == road).any(), (seed, k)
+
+
+def test_anomaly_count_respects_max() -> None:
+    config = replace_cfg(MEDIUM, anomaly_prob=1.0, max_anomalies=1)
+    for seed in range(8):
+        anomaly = generate(seed, config).anomaly
+        n, _ = cv2.connectedComponents((anomaly == 1).astype(np.uint8), connectivity=8)
+        assert n - 1 <= 2  # one obstacle (a thin one may split into two 8-connected pieces)
+
+
+def _hue_fractions(family: str) -> tuple[float, float]:
+    config = replace_cfg(MEDIUM, anomaly_prob=1.0, anomaly_family=family)
+    hues = []
+    for seed in range(12):
+        s = generate(seed, config)
+        hsv = cv2.cvtColor(s.image, cv2.COLOR_RGB2HSV_FULL).astype(np.float32)
+        saturated = (s.anomaly == 1) & (hsv[..., 1] > 150) & (hsv[..., 2] > 60)
+        hues.append(hsv[..., 0][saturated] * 360.0 / 256.0)
+    h = np.concatenate(hues)
+    assert h.size > 200
+
+    def near(centres: tuple[float, ...]) -> float:
+        dist = np.min([np.abs((h - c + 180.0) % 360.0 - 180.0) for c in centres], axis=0)
+        return float((dist < 18.0).mean())
+
+    return near(TEST_HUES), near(PROXY_HUES)
+
+
+def test_families_have_disjoint_colours() -> None:
+    test_in_test, test_in_proxy = _hue_fractions('test')
+    proxy_in_test, proxy_in_proxy = _hue_fractions('proxy')
+    assert test_in_test > 0.8 and test_in_proxy < 0.15
+    assert proxy_in_proxy > 0.8 and proxy_in_test < 0.15
+
+
+def test_obstacles_do_not_reshuffle_the_scene() -> None:
+    """Same seed with and without obstacles, or with either family: mostly the same frame."""
+    # (vegetation is left out: street trees are objects that an obstacle may displace)
+    stuff = [TRAIN_ID[n] for n in ('road', 'sidewalk', 'building', 'wall', 'fence', 'terrain', 'sky')]
+    for seed in range(6):
+        clean = generate(seed, replace_cfg(MEDIUM, anomaly_prob=0.0))
+        for family in ANOMALY_FAMILIES:
+            s = generate(seed, replace_cfg(MEDIUM, anomaly_prob=1.0, anomaly_family=family))
+            # background (stuff) pixels are the same; only objects an obstacle displaces may change
+            both = np.isin(s.labels, stuff) & np.isin(clean.labels, stuff)
+            assert both.mean() > 0.3
+            assert (s.labels == clean.labels)[both].mean() > 0.995, (seed, family)
+
+
+def test_ignore_band_surrounds_obstacles() -> None:
+    config = replace_cfg(MEDIUM, anomaly_prob=1.0, ignore_band=3)
+    for seed in range(4):
+        anomaly = generate(seed, config).anomaly
+        band = anomaly == 255
+        assert band.any()
+        near = cv2.dilate((anomaly == 1).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        assert not (band & ~near).any()
+
+
+def replace_cfg(config: WorldConfig, **changes: object) -> WorldConfig:
+    from dataclasses import replace
+
+    return replace(config, **changes)
