@@ -2,8 +2,9 @@
 
 Three branches as in ICNet: a light full-resolution branch for detail, a 1/2-resolution stem and a
 1/4-resolution context branch with dilated residual blocks and pyramid pooling, joined by cascade
-feature fusion (CFF) units. Everything exports to ONNX opset 17 (no unfold, no adaptive pooling with
-non-divisible sizes at export: pooling uses fixed grid averages computed by interpolation).
+feature fusion (CFF) units. Everything exports to ONNX opset 17 (no unfold). ONNX has no adaptive
+pooling: the exporter turns it into a fixed AveragePool, which needs the pooled map (1/32 of the input)
+to divide by every bin; bins (1, 2, 4) make any input size that is a multiple of 128 exportable.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ class _Residual(nn.Module):
 
 
 class _PyramidPool(nn.Module):
-    """PSP-style context: averages over 1x1, 2x2, 3x3 and 6x6 grids, upsampled and summed (as ICNet sums)."""
+    """PSP-style context: averages over 1x1, 2x2 and 4x4 grids, upsampled and summed (as ICNet sums).
 
-    def __init__(self, bins: tuple[int, ...] = (1, 2, 3, 6)) -> None:
+    ICNet uses bins (1, 2, 3, 6); 3 and 6 do not divide the 1/32 maps of 2^k-sized inputs, which blocks
+    ONNX export, so this small net uses (1, 2, 4).
+    """
+
+    def __init__(self, bins: tuple[int, ...] = (1, 2, 4)) -> None:
         super().__init__()
         self.bins = bins
 
@@ -47,7 +52,7 @@ class _PyramidPool(nn.Module):
         h, w = x.shape[2:]
         out = x
         for b in self.bins:
-            pooled = F.adaptive_avg_pool2d(x, (b, b))
+            pooled = x.mean(dim=(2, 3), keepdim=True) if b == 1 else F.adaptive_avg_pool2d(x, (b, b))
             out = out + F.interpolate(pooled, size=(h, w), mode='bilinear', align_corners=False)
         return out
 
