@@ -67,6 +67,53 @@ def _materialise(world: object, desc: str) -> list[object]:
     return [world[i] for i in tqdm(range(len(world)), desc=desc)]  # type: ignore[arg-type, index]
 
 
+def _triple(text: str) -> tuple[float, float, float]:
+    try:
+        vals = tuple(float(v) for v in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected three comma-separated numbers, got {text!r}') from None
+    if len(vals) != 3:
+        raise argparse.ArgumentTypeError(f'expected three comma-separated numbers, got {text!r}')
+    return vals  # type: ignore[return-value]
+
+
+def _scale(text: str) -> float:
+    try:
+        if '/' in text:
+            num, den = text.split('/')
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number like 1 or 1/255, got {text!r}") from None
+
+
+def _kv(text: str) -> tuple[str, object]:
+    if '=' not in text:
+        raise argparse.ArgumentTypeError(f'expected KEY=VALUE, got {text!r}')
+    import yaml
+
+    key, value = text.split('=', 1)
+    return key, yaml.safe_load(value)
+
+
+def _cmd_import_model(args: argparse.Namespace) -> int:
+    from .config import default_models_dir
+    from .importer import ImportOptions, import_model
+
+    fmt, source = next((f, p) for f, p in (('onnx', args.onnx), ('torch', args.torch),
+                                            ('torchscript', args.torchscript)) if p is not None)
+    opts = ImportOptions(
+        name=args.name or source.stem, classes=args.classes, input_size=args.input_size,
+        channel_order=args.channel_order, scale=args.scale, mean=args.mean, std=args.std,
+        void_channel=args.void_channel, scorer=args.scorer, architecture=args.architecture or 'external',
+        arch_args=dict(args.arch_arg or []),
+    )
+    out = import_model(source, fmt, opts, args.models_dir or default_models_dir(), overwrite=args.overwrite)
+    print(f'wrote {out} (validated by a forward pass); run it with: anomaly-seg node --params ... '
+          f'--ros-args -p model:={out}')
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .eval.offline import evaluate_synthetic
 
@@ -121,6 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     ts.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt')
 
+    im = sub.add_parser('import-model', help='bring your own segmentation net: writes and validates models/NAME/')
+    src = im.add_mutually_exclusive_group(required=True)
+    src.add_argument('--onnx', type=Path, help='ONNX file: NCHW float image in, NxKxHxW logits out')
+    src.add_argument('--torch', type=Path, help='state dict of a registered architecture (see --architecture)')
+    src.add_argument('--torchscript', type=Path, help='TorchScript archive of a segmentation net')
+    im.add_argument('--name', help='model folder name (default: the file stem)')
+    im.add_argument('--classes', default='cityscapes', help="'cityscapes' (19 trainIds) or a file, one name per line")
+    im.add_argument('--input-size', type=_size, help='WIDTHxHEIGHT the net expects (default: from the ONNX input)')
+    im.add_argument('--channel-order', choices=['rgb', 'bgr'], default='rgb')
+    im.add_argument('--scale', type=_scale, default=1 / 255, help='multiply uint8 pixels by this first: 1 or 1/255')
+    im.add_argument('--mean', type=_triple, default=(0.485, 0.456, 0.406), help='per channel, after scaling')
+    im.add_argument('--std', type=_triple, default=(0.229, 0.224, 0.225), help='per channel, after scaling')
+    im.add_argument('--void-channel', action='store_true', help='the net outputs one extra void/background channel last')
+    im.add_argument('--scorer', default='entropy', help='default scorer written into model.yaml')
+    im.add_argument('--architecture', help='registered architecture for --torch (e.g. icnet_small)')
+    im.add_argument('--arch-arg', type=_kv, action='append', metavar='KEY=VALUE', help='architecture argument')
+    im.add_argument('--models-dir', type=Path, help='where model folders live (default: the package models/)')
+    im.add_argument('--overwrite', action='store_true', help='replace an existing model folder')
+
     ev = sub.add_parser('evaluate', help='run the Pipeline over a dataset and print benchmark metrics')
     ev.add_argument('--dataset', default='synthetic', choices=['synthetic'])
     ev.add_argument('--model', default='default', help='model folder or name under models/')
@@ -161,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_node(args, ros_args)
         if ros_args:
             raise AnomalySegError(f'--ros-args only applies to `node`, not `{args.command}`')
-        handlers = {'train': _cmd_train_seg, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
+        handlers = {'train': _cmd_train_seg, 'import-model': _cmd_import_model, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
         return handlers[args.command](args)
     except AnomalySegError as e:
         print(f'anomaly-seg {args.command}: error: {e}', file=sys.stderr)

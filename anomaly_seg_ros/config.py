@@ -23,6 +23,7 @@ __all__ = [
     'ModelConfig',
     'NodeConfig',
     'PACKAGE_ROOT',
+    'default_models_dir',
     'default_params_file',
     'load_model_config',
     'load_node_config',
@@ -43,6 +44,11 @@ def _data_search_path(sub: str) -> tuple[Path, ...]:
 
 
 _MODEL_SEARCH = _data_search_path('models')
+
+
+def default_models_dir() -> Path:
+    """Where `import-model` writes by default: the first models/ folder of the search path."""
+    return _MODEL_SEARCH[0]
 
 
 def default_params_file() -> Path:
@@ -139,21 +145,27 @@ class ModelConfig:
 
     name: str
     directory: Path
-    architecture: str
-    format: str  # 'torch' (state dict of a registered architecture) | 'onnx'
+    architecture: str  # registry name for format torch; free text (e.g. 'external') for onnx/torchscript
+    format: str  # 'torch' (state dict of a registered architecture) | 'torchscript' | 'onnx'
     weights: Path
     classes: tuple[str, ...]
     input: InputSpec
     scorer: str
     arch_args: dict[str, Any] = field(default_factory=dict)
     description: str = ''
+    #: the net outputs one more channel after the classes: void/background (several public Cityscapes nets)
+    void_channel: bool = False
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def num_outputs(self) -> int:
+        return self.num_classes + int(self.void_channel)
 
-MODEL_FORMATS = ('torch', 'onnx')
+
+MODEL_FORMATS = ('torch', 'torchscript', 'onnx')
 
 
 def load_model_config(path: str | Path) -> ModelConfig:
@@ -165,7 +177,7 @@ def load_model_config(path: str | Path) -> ModelConfig:
         raise ConfigError(f'{path}: model config not found')
     r = _Reader(load_yaml(path), str(path))
     name = r.get('name', str)
-    architecture = r.get('architecture', str)
+    architecture = r.get('architecture', str, 'external')
     fmt = r.choice('format', MODEL_FORMATS, 'torch')
     weights = path.parent / r.get('weights', str)
     classes_raw = r.get('classes', (str, list), 'cityscapes')
@@ -178,6 +190,7 @@ def load_model_config(path: str | Path) -> ModelConfig:
     scorer = r.get('scorer', str, 'entropy')
     arch_args = r.get('arch_args', dict, {})
     description = r.get('description', str, '')
+    void_channel = r.get('void_channel', bool, False)
     ri = _Reader(r.get('input', dict), str(path), 'input.')
     height = ri.get('height', int)
     width = ri.get('width', int)
@@ -198,7 +211,7 @@ def load_model_config(path: str | Path) -> ModelConfig:
     return ModelConfig(
         name=name, directory=path.parent, architecture=architecture, format=fmt, weights=weights,
         classes=classes, input=InputSpec(height, width, channel_order, scale, mean, std), scorer=scorer,
-        arch_args=arch_args, description=description,
+        arch_args=arch_args, description=description, void_channel=void_channel,
     )
 
 

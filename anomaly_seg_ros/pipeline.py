@@ -15,6 +15,7 @@ import torch
 
 from .backends import Backend, build_backend
 from .config import ModelConfig, load_model_config, resolve_model_dir
+from .errors import BackendError
 from .scoring import Scorer, build_scorer
 
 __all__ = ['Pipeline', 'Result', 'STAGES']
@@ -52,8 +53,8 @@ class Pipeline:
     ) -> Pipeline:
         """Build from a model folder or a name under models/; raises ConfigError/CheckpointError/BackendError."""
         cfg = load_model_config(resolve_model_dir(str(model)))
-        be = build_backend(cfg, backend, device)
-        return cls(cfg, be, build_scorer(scorer or cfg.scorer, cfg.num_classes))
+        scorer_module = build_scorer(scorer or cfg.scorer, cfg.num_classes, cfg.void_channel)
+        return cls(cfg, build_backend(cfg, backend, device), scorer_module)
 
     @property
     def score_range(self) -> tuple[float, float]:
@@ -78,9 +79,15 @@ class Pipeline:
         t1 = time.perf_counter()
         logits = self.backend(x)
         _sync(logits)
+        if logits.ndim != 4 or logits.shape[1] != self.model.num_outputs:
+            raise BackendError(
+                f'model {self.model.name!r}: expected logits 1x{self.model.num_outputs}xHxW '
+                f'({self.model.num_classes} classes{" + void" if self.model.void_channel else ""}), '
+                f'got {tuple(logits.shape)}'
+            )
         t2 = time.perf_counter()
         score_t = self.scorer(logits, x.to(logits.device))[0]
-        labels_t = logits[0].argmax(dim=0).to(torch.uint8)
+        labels_t = logits[0, : self.model.num_classes].argmax(dim=0).to(torch.uint8)
         score = score_t.float().cpu().numpy()
         labels = labels_t.cpu().numpy()
         t3 = time.perf_counter()

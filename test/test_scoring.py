@@ -54,13 +54,32 @@ def test_softmax_distance_synboost_eq2() -> None:
 
 @pytest.mark.parametrize('name', sorted(SCORERS))
 def test_scores_within_declared_range(name: str) -> None:
-    s = build_scorer(name, 19)
-    out = s(torch.randn(2, 19, 8, 8) * 5, torch.zeros(2, 3, 8, 8)).numpy()
+    void = name == 'void'
+    s = build_scorer(name, 19, void_channel=void)
+    out = s(torch.randn(2, 19 + void, 8, 8) * 5, torch.zeros(2, 3, 8, 8)).numpy()
     lo, hi = s.score_range
     assert out.shape == (2, 8, 8) and out.dtype == np.float32
     assert out.min() >= lo - 1e-6 and out.max() <= hi + 1e-6
 
 
 def test_unknown_scorer_lists_valid() -> None:
-    with pytest.raises(ConfigError, match='unknown scorer .nope.; available: entropy, max_softmax'):
+    with pytest.raises(ConfigError, match='unknown scorer .nope.; available: entropy, max_logit, max_softmax'):
         build_scorer('nope', 19)
+
+
+def test_max_logit_hand_values_unbounded() -> None:
+    s = build_scorer('max_logit', 3)
+    logits = torch.tensor([2.0, -1.0, 0.5]).reshape(1, 3, 1, 1)
+    assert float(s(logits, IMG)) == pytest.approx(-2.0)
+    assert not s.bounded and s.score_range == (-math.inf, math.inf)
+
+
+def test_void_channel_ignored_by_class_scorers() -> None:
+    base = torch.randn(1, 4, 3, 3)
+    with_void = torch.cat([base, torch.full((1, 1, 3, 3), 50.0)], dim=1)
+    for name in ('entropy', 'max_softmax', 'softmax_distance', 'max_logit'):
+        a = build_scorer(name, 4)(base, IMG)
+        b = build_scorer(name, 4, void_channel=True)(with_void, IMG)
+        torch.testing.assert_close(a, b)
+    void = build_scorer('void', 4, void_channel=True)(with_void, IMG)
+    assert float(void.min()) > 0.99  # the void logit dominates

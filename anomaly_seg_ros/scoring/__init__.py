@@ -2,6 +2,9 @@
 
 from .base import Scorer
 from .registry import SCORERS, build_scorer
-from .softmax import MaxSoftmax, NormalizedEntropy, SoftmaxDistance
+from .softmax import MaxLogit, MaxSoftmax, NormalizedEntropy, SoftmaxDistance, VoidProbability
 
-__all__ = ['MaxSoftmax', 'NormalizedEntropy', 'SCORERS', 'Scorer', 'SoftmaxDistance', 'build_scorer']
+__all__ = [
+    'MaxLogit', 'MaxSoftmax', 'NormalizedEntropy', 'SCORERS', 'Scorer', 'SoftmaxDistance', 'VoidProbability',
+    'build_scorer',
+]

@@ -6,18 +6,20 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from .base import Scorer
-from .softmax import MaxSoftmax, NormalizedEntropy, SoftmaxDistance
+from .softmax import MaxLogit, MaxSoftmax, NormalizedEntropy, SoftmaxDistance, VoidProbability
 
 __all__ = ['SCORERS', 'build_scorer']
 
-SCORERS: dict[str, Callable[[int], Scorer]] = {
+SCORERS: dict[str, Callable[[int, bool], Scorer]] = {
     'entropy': NormalizedEntropy,
+    'max_logit': MaxLogit,
     'max_softmax': MaxSoftmax,
     'softmax_distance': SoftmaxDistance,
+    'void': VoidProbability,
 }
 
 
-def build_scorer(name: str, num_classes: int) -> Scorer:
+def build_scorer(name: str, num_classes: int, void_channel: bool = False) -> Scorer:
     if name not in SCORERS:
         raise ConfigError(f'unknown scorer {name!r}; available: {", ".join(sorted(SCORERS))}')
-    return SCORERS[name](num_classes)
+    return SCORERS[name](num_classes, void_channel)

@@ -1,0 +1,59 @@
+"""Export a model folder's net to ONNX, cached by content, for the onnxruntime (and later TensorRT) backends.
+
+The legacy TorchScript-based exporter is used: the dynamo exporter needs onnxscript, which the vehicle
+image does not carry. Opset 17 covers everything the project's nets use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import BackendError
+
+__all__ = ['OPSET', 'cache_dir', 'export_onnx', 'exported_onnx_for']
+
+OPSET = 17
+
+
+def cache_dir() -> Path:
+    root = os.environ.get('ANOMALY_SEG_CACHE') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'anomaly_seg_ros'
+    )
+    return Path(root)
+
+
+def export_onnx(net: nn.Module, height: int, width: int, path: Path, opset: int = OPSET) -> Path:
+    """Trace `net` at a fixed 1x3xHxW input (fixed shapes build the fastest TensorRT engines)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix('.tmp.onnx')
+    x = torch.zeros(1, 3, height, width)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            torch.onnx.export(net.eval(), (x,), str(tmp), opset_version=opset, dynamo=False,
+                              input_names=['image'], output_names=['logits'])
+    except Exception as e:  # the exporter raises many types; the reason is in the text
+        tmp.unlink(missing_ok=True)
+        raise BackendError(f'ONNX export of {type(net).__name__} at {width}x{height} failed: '
+                           f'{type(e).__name__}: {str(e)[-400:]}') from None
+    tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    return path
+
+
+def exported_onnx_for(model: ModelConfig, net: nn.Module) -> Path:
+    """Path of the cached ONNX export of this model folder; exported on first use."""
+    h = hashlib.sha256()
+    h.update(model.weights.read_bytes())
+    h.update(f'{model.architecture}|{sorted(model.arch_args.items())}|{model.input.height}x{model.input.width}|'
+             f'{OPSET}|{torch.__version__}'.encode())
+    path = cache_dir() / 'onnx' / f'{model.name}-{h.hexdigest()[:16]}.onnx'
+    if not path.is_file():
+        export_onnx(net, model.input.height, model.input.width, path)
+    return path

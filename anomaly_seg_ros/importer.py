@@ -1,0 +1,138 @@
+"""`anomaly-seg import-model`: turn a segmentation network from outside into a model folder.
+
+A segmentation ONNX file does not say what its input means, so the options supply it: class list,
+input size, channel order, scale, mean/std, and whether a trailing void/background channel follows the
+classes. The import validates by a forward pass through the same backend the node will use: output
+rank and channel count must match the class list and no value may be NaN; otherwise it fails naming the
+mismatch, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .config import load_model_config
+from .errors import ConfigError
+from .pipeline import Pipeline
+
+__all__ = ['ImportOptions', 'import_model', 'read_class_list']
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    name: str
+    classes: str = 'cityscapes'  # 'cityscapes' or a text file with one class name per line
+    input_size: tuple[int, int] | None = None  # (width, height); None: read from a fixed-shape ONNX input
+    channel_order: str = 'rgb'
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    void_channel: bool = False
+    scorer: str = 'entropy'
+    architecture: str = 'external'
+    arch_args: dict[str, Any] | None = None
+    description: str = ''
+
+
+def read_class_list(spec: str) -> list[str] | str:
+    if spec == 'cityscapes':
+        return 'cityscapes'
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"--classes: {spec!r} is neither 'cityscapes' nor a file of class names")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if len(names) < 2:
+        raise ConfigError(f'{path}: needs at least 2 class names, one per line; found {len(names)}')
+    return names
+
+
+def _onnx_input_size(path: Path) -> tuple[int, int] | None:
+    from .backends import OnnxRuntimeBackend
+
+    shape = OnnxRuntimeBackend(path).input_shape
+    if len(shape) != 4:
+        raise ConfigError(f'{path}: input must be NCHW (rank 4), found shape {shape}')
+    if shape[1] not in (3, None) and not isinstance(shape[1], str):
+        raise ConfigError(f'{path}: input must have 3 channels, found shape {shape}')
+    h, w = shape[2], shape[3]
+    return (w, h) if isinstance(h, int) and isinstance(w, int) else None
+
+
+def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, overwrite: bool = False) -> Path:
+    """Validate `source` (an .onnx, state-dict .pt or TorchScript file) and write models_dir/NAME/."""
+    if not source.is_file():
+        raise ConfigError(f'{source}: file not found')
+    if not opts.name or '/' in opts.name or opts.name.startswith('.'):
+        raise ConfigError(f'--name: {opts.name!r} is not a valid folder name')
+    out = models_dir / opts.name
+    if out.exists() and not overwrite:
+        raise ConfigError(f'{out} already exists (use --overwrite to replace it)')
+    size = opts.input_size
+    if fmt == 'onnx':
+        fixed = _onnx_input_size(source)
+        if size is None:
+            size = fixed
+        elif fixed is not None and fixed != size:
+            raise ConfigError(f'{source}: the ONNX input is fixed at {fixed[0]}x{fixed[1]}, '
+                              f'--input-size says {size[0]}x{size[1]}')
+    if size is None:
+        raise ConfigError(f'{source}: input size is not fixed in the file; give --input-size WIDTHxHEIGHT')
+    if fmt == 'torch' and opts.architecture == 'external':
+        raise ConfigError('--torch needs --architecture (a registered net, e.g. icnet_small)')
+    weights_name = {'onnx': 'model.onnx', 'torch': 'model.pt', 'torchscript': 'model.ts'}[fmt]
+    model_yaml = {
+        'name': opts.name,
+        'description': opts.description or f'imported from {source.name} by anomaly-seg import-model',
+        'architecture': opts.architecture,
+        'arch_args': dict(opts.arch_args or {}),
+        'format': fmt,
+        'weights': weights_name,
+        'classes': read_class_list(opts.classes),
+        'void_channel': opts.void_channel,
+        'input': {'height': size[1], 'width': size[0], 'channel_order': opts.channel_order, 'scale': opts.scale,
+                  'mean': list(opts.mean), 'std': list(opts.std)},
+        'scorer': opts.scorer,
+    }
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=models_dir, prefix=f'.{opts.name}-') as tmp:
+        staging = Path(tmp) / opts.name
+        staging.mkdir()
+        shutil.copyfile(source, staging / weights_name)
+        with open(staging / 'model.yaml', 'w', encoding='utf-8') as f:
+            yaml.safe_dump(model_yaml, f, sort_keys=False)
+        _validate(staging, fmt)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.replace(out)
+    return out
+
+
+def _validate(folder: Path, fmt: str) -> None:
+    """One forward pass through the backend the node would use; raise naming any mismatch."""
+    cfg = load_model_config(folder)
+    backend = 'onnxruntime' if fmt == 'onnx' else 'torch'
+    pipe = Pipeline.from_model(folder, backend=backend)
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (cfg.input.height, cfg.input.width, 3), dtype=np.uint8)
+    x = pipe.preprocess(frame)
+    logits = pipe.backend(x)
+    if logits.ndim != 4:
+        raise ConfigError(f'{folder.name}: the net outputs shape {tuple(logits.shape)}; expected NxKxHxW logits '
+                          f'(a net that outputs class ids cannot be scored)')
+    if logits.shape[1] != cfg.num_outputs:
+        hint = ''
+        if logits.shape[1] == cfg.num_classes + 1 and not cfg.void_channel:
+            hint = ' (one extra channel: pass --void-channel if it is void/background)'
+        raise ConfigError(f'{folder.name}: the net outputs {logits.shape[1]} channels, the class list has '
+                          f'{cfg.num_classes}{" + void" if cfg.void_channel else ""} = {cfg.num_outputs}{hint}')
+    if not bool(np.isfinite(logits.float().numpy()).all()):
+        raise ConfigError(f'{folder.name}: the forward pass produced NaN or inf logits')
+    pipe(frame)  # the full path the node runs, scorer included
+
