@@ -39,21 +39,33 @@ def _cmd_node(args: argparse.Namespace, ros_args: list[str]) -> int:
 
 
 def _cmd_train_seg(args: argparse.Namespace) -> int:
-    from .data.synthetic import SyntheticWorld, WorldConfig
     from .train.seg import SegTrainConfig, train_segmentation
 
-    if args.dataset != 'synthetic':
-        raise AnomalySegError(f'train seg: dataset {args.dataset!r} is not supported yet; use synthetic')
     cfg = SegTrainConfig(
         out=args.out, width=args.width, input_height=args.input_size[1], input_width=args.input_size[0],
         crop_height=args.crop[1], crop_width=args.crop[0], batch=args.batch, iters=args.iters, lr=args.lr,
         eval_every=args.eval_every, seed=args.seed, threads=args.threads,
     )
-    world = WorldConfig(height=cfg.input_height, width=cfg.input_width, anomaly_prob=0.0)
-    train = _materialise(SyntheticWorld(args.train_frames, seed=args.seed, config=world), 'generate train')
-    val = _materialise(SyntheticWorld(args.val_frames, seed=args.seed + 1, config=world), 'generate val')
-    desc = (f'icnet_small width {args.width} trained on {args.train_frames} synthetic frames (seed {args.seed}) '
-            f'by `anomaly-seg train seg`')
+    if args.dataset == 'synthetic':
+        from .data.synthetic import SyntheticWorld, WorldConfig
+
+        world = WorldConfig(height=cfg.input_height, width=cfg.input_width, anomaly_prob=0.0)
+        train = _materialise(SyntheticWorld(args.train_frames, seed=args.seed, config=world), 'generate train')
+        val = _materialise(SyntheticWorld(args.val_frames, seed=args.seed + 1, config=world), 'generate val')
+        source = f'{args.train_frames} synthetic frames (seed {args.seed})'
+    elif args.dataset == 'cityscapes':
+        from .data.readers import CityscapesReader
+
+        if args.root is None:
+            raise AnomalySegError('train seg: --dataset cityscapes needs --root (the folder holding leftImg8bit/)')
+        # Real datasets stay on disk and are read per batch; only the synthetic world is pre-rendered.
+        train = CityscapesReader(args.root, split=args.train_split)
+        full_val = CityscapesReader(args.root, split=args.val_split)
+        val = [full_val[i] for i in range(min(len(full_val), args.val_frames))] if args.val_frames else full_val
+        source = f'Cityscapes {args.train_split} ({len(train)} frames) under {args.root}'
+    else:
+        raise AnomalySegError(f'train seg: unknown dataset {args.dataset!r}; use synthetic or cityscapes')
+    desc = f'{cfg.architecture} width {args.width} trained on {source} by `anomaly-seg train seg`'
     summary = train_segmentation(cfg, train, val, resume=args.resume, description=desc)
     last = summary['history'][-1] if summary['history'] else {}
     print(json.dumps({'out': str(args.out), **last}, indent=2))
@@ -114,6 +126,30 @@ def _cmd_import_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair(kind: type) -> object:
+    def parse(text: str) -> tuple:
+        try:
+            a, b = (kind(v) for v in text.split(','))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected two comma-separated values like 1,2, got {text!r}') from None
+        return (a, b)
+
+    return parse
+
+
+def _cmd_blend(args: argparse.Namespace) -> int:
+    from .data.blend import BlendConfig, blend_folder
+
+    cfg = BlendConfig(objects_per_image=args.objects_per_image, scale_range=args.scale_range, horizon=args.horizon,
+                      in_distribution_prob=args.in_dist_prob, glow_prob=args.glow_prob,
+                      motion_blur=not args.no_motion_blur, depth_blur=not args.no_depth_blur,
+                      color_noise=args.color_noise, seed=args.seed)
+    n = blend_folder(args.images, args.objects, args.out, cfg, in_dist_dir=args.in_dist_objects, limit=args.limit)
+    print(f'wrote {n} blended images to {args.out}/images, labels (0 in-dist, 1 anomaly, 255 ignore) to '
+          f'{args.out}/labels, settings to {args.out}/blend.json')
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .eval.offline import evaluate_synthetic
 
@@ -153,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser('train', help='training entry points')
     tsub = train.add_subparsers(dest='what', required=True)
     ts = tsub.add_parser('seg', help='train the segmentation net; writes a model folder')
-    ts.add_argument('--dataset', default='synthetic', help='training data (synthetic)')
+    ts.add_argument('--dataset', default='synthetic', choices=['synthetic', 'cityscapes'], help='training data')
+    ts.add_argument('--root', type=Path, help='dataset root for --dataset cityscapes (holds leftImg8bit/, gtFine/)')
+    ts.add_argument('--train-split', default='train', help='Cityscapes split to train on')
+    ts.add_argument('--val-split', default='val', help='Cityscapes split for the periodic mIoU')
     ts.add_argument('--out', type=Path, required=True, help='model folder to write (model.yaml, model.pt, ...)')
     ts.add_argument('--iters', type=int, default=1500)
     ts.add_argument('--batch', type=int, default=8)
@@ -161,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument('--width', type=int, default=32, help='channel width of icnet_small')
     ts.add_argument('--input-size', type=_size, default=(512, 256), help='network input WIDTHxHEIGHT')
     ts.add_argument('--crop', type=_size, default=(384, 192), help='training crop WIDTHxHEIGHT')
-    ts.add_argument('--train-frames', type=int, default=2000)
-    ts.add_argument('--val-frames', type=int, default=100)
+    ts.add_argument('--train-frames', type=int, default=2000, help='synthetic frames to pre-render for training')
+    ts.add_argument('--val-frames', type=int, default=100, help='validation frames (Cityscapes: first N; 0 = all)')
     ts.add_argument('--eval-every', type=int, default=250)
     ts.add_argument('--seed', type=int, default=0)
     ts.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
@@ -186,6 +225,23 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument('--arch-arg', type=_kv, action='append', metavar='KEY=VALUE', help='architecture argument')
     im.add_argument('--models-dir', type=Path, help='where model folders live (default: the package models/)')
     im.add_argument('--overwrite', action='store_true', help='replace an existing model folder')
+
+    bl = sub.add_parser('blend', help='paste RGBA objects into your images (Fishyscapes-style): an anomaly val set')
+    bl.add_argument('--images', type=Path, required=True, help='folder of png/jpg camera images')
+    bl.add_argument('--objects', type=Path, required=True, help='folder of RGBA png objects (the anomalies)')
+    bl.add_argument('--in-dist-objects', type=Path, help='RGBA png objects blended the same way but labelled 0')
+    bl.add_argument('--out', type=Path, required=True, help='output folder: images/, labels/, blend.json')
+    bl.add_argument('--objects-per-image', type=_pair(int), default=(1, 2), help='MIN,MAX objects per image')
+    bl.add_argument('--scale-range', type=_pair(float), default=(0.05, 0.25),
+                    help='MIN,MAX object height as a fraction of image height (far..near)')
+    bl.add_argument('--horizon', type=float, default=0.45, help='horizon row as a fraction of image height')
+    bl.add_argument('--in-dist-prob', type=float, default=0.3, help='chance an object is in-distribution')
+    bl.add_argument('--glow-prob', type=float, default=0.1)
+    bl.add_argument('--color-noise', type=float, default=0.02)
+    bl.add_argument('--no-motion-blur', action='store_true')
+    bl.add_argument('--no-depth-blur', action='store_true')
+    bl.add_argument('--seed', type=int, default=0)
+    bl.add_argument('--limit', type=int, help='only the first N images')
 
     ev = sub.add_parser('evaluate', help='run the Pipeline over a dataset and print benchmark metrics')
     ev.add_argument('--dataset', default='synthetic', choices=['synthetic'])
@@ -227,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_node(args, ros_args)
         if ros_args:
             raise AnomalySegError(f'--ros-args only applies to `node`, not `{args.command}`')
-        handlers = {'train': _cmd_train_seg, 'import-model': _cmd_import_model, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
+        handlers = {'train': _cmd_train_seg, 'import-model': _cmd_import_model, 'blend': _cmd_blend, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
         return handlers[args.command](args)
     except AnomalySegError as e:
         print(f'anomaly-seg {args.command}: error: {e}', file=sys.stderr)

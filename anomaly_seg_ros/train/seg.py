@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -177,7 +178,7 @@ def train_segmentation(
             miou = evaluate_miou(net, val, spec).compute().miou if len(val) else math.nan
             history.append({'iteration': done, 'loss': loss_avg, 'val_miou': miou,
                             'elapsed_s': time.perf_counter() - t_start})
-            bar.write(f'iteration {done}: loss {loss_avg:.4f}, val mIoU {miou:.4f}')
+            bar.write(f'iteration {done}: loss {loss_avg:.4f}, val mIoU {miou:.4f}', file=sys.stderr)
             cfg.out.mkdir(parents=True, exist_ok=True)
             torch.save({'state_dict': net.state_dict(), 'optimizer': opt.state_dict(), 'iteration': done,
                         'history': json.dumps(history)}, ckpt_path)
