@@ -573,3 +573,29 @@ def test_chan_streams_and_empty():
     assert (both.tp, both.fp, both.fn, both.f1) == (res.tp, res.fp, res.fn, res.f1)
     empty = chan_segment_metrics(np.zeros((3, 3), bool), np.full((3, 3), 255, np.uint8))
     assert math.isnan(empty.f1) and math.isnan(empty.road_miss_rate) and 'F1 undefined' in empty.note
+
+
+def test_curves_match_sklearn_roc_and_pr() -> None:
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    from anomaly_seg_ros.eval.metrics import PixelAnomalyMetrics
+
+    rng = np.random.default_rng(5)
+    gt = (rng.random((40, 50)) < 0.2).astype(np.uint8)
+    score = np.round(rng.random((40, 50)) + gt * 0.4, 2).astype(np.float64)
+    m = PixelAnomalyMetrics('exact')
+    m.update(score, gt)
+    c = m.curves(max_points=10_000)
+    fpr, tpr, thr = roc_curve(gt.ravel(), score.ravel(), drop_intermediate=False)
+    np.testing.assert_allclose(c.fpr, fpr[1:])
+    np.testing.assert_allclose(c.tpr, tpr[1:])
+    np.testing.assert_allclose(c.thresholds, thr[1:])
+    prec, rec, _ = precision_recall_curve(gt.ravel(), score.ravel())
+    np.testing.assert_allclose(c.precision[::-1], prec[:-1][-len(c.precision):])
+    assert c.hist_anomaly.sum() == gt.sum() and c.hist_in_dist.sum() == (gt == 0).sum()
+    small = m.curves(max_points=5)
+    assert len(small.tpr) == 5 and small.tpr[-1] == 1.0 and small.fpr[-1] == 1.0
+    binned = PixelAnomalyMetrics('binned', score_range=(0.0, 1.5), bins=256)
+    binned.update(score, gt)
+    cb = binned.curves()
+    assert cb.tpr[-1] == 1.0 and np.all(np.diff(cb.tpr) >= 0) and np.all(np.diff(cb.thresholds) <= 0)

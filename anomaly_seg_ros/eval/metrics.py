@@ -26,6 +26,7 @@ from .component_metrics import (
 )
 from .pixel_metrics import (
     DEFAULT_BINS,
+    Curves,
     DEFAULT_MAX_EXACT_PAIRS,
     FPR95_TPR,
     IoUResult,
@@ -37,6 +38,7 @@ from .pixel_metrics import (
 )
 
 __all__ = [
+    'Curves',
     'DEFAULT_BINS',
     'DEFAULT_MAX_EXACT_PAIRS',
     'FPR95_TPR',

@@ -77,6 +77,7 @@ import numpy as np
 from ..classes import ANOMALY_ID, ANOMALY_IGNORE, ANOMALY_IN_DIST, CITYSCAPES_CLASSES, IGNORE_ID, NUM_CLASSES
 
 __all__ = [
+    'Curves',
     'DEFAULT_BINS',
     'DEFAULT_MAX_EXACT_PAIRS',
     'FPR95_TPR',
@@ -209,6 +210,19 @@ class PixelMetricsResult:
     fpr95_error_bound: float
     bins: int | None
     score_range: tuple[float, float] | None
+
+
+@dataclass(frozen=True, eq=False)
+class Curves:
+    """Plot data: curve points from high threshold to low, and a score histogram (counts per edge bin)."""
+
+    thresholds: np.ndarray
+    tpr: np.ndarray
+    fpr: np.ndarray
+    precision: np.ndarray
+    hist_edges: np.ndarray
+    hist_anomaly: np.ndarray
+    hist_in_dist: np.ndarray
 
 
 def _check_config(mode: str, score_range: tuple[float, float] | None, bins: int) -> tuple[float, float] | None:
@@ -406,18 +420,44 @@ class PixelAnomalyMetrics:
         self.out_of_range += out_of_range
         self.n_frames += 1
 
+    def _groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per tie group (bin or distinct score), ascending: anomaly counts, in-distribution counts, score."""
+        if self._hist is not None:
+            lo, hi = self.score_range  # type: ignore[misc]
+            edges = lo + (hi - lo) * np.arange(self.bins) / self.bins
+            return self._hist[1], self._hist[0], edges
+        scores = np.concatenate(self._scores) if self._scores else np.zeros(0, np.float64)
+        labels = np.concatenate(self._labels) if self._labels else np.zeros(0, bool)
+        pos, neg = _exact_counts(scores, labels)
+        return pos, neg, np.unique(scores)
+
     def compute(self) -> PixelMetricsResult:
         """Metrics over every frame since the last reset (the state is kept; call reset() to clear)."""
-        if self._hist is not None:
-            pos, neg = self._hist[1], self._hist[0]
-            bins: int | None = self.bins
-        else:
-            scores = np.concatenate(self._scores) if self._scores else np.zeros(0, np.float64)
-            labels = np.concatenate(self._labels) if self._labels else np.zeros(0, bool)
-            pos, neg = _exact_counts(scores, labels)
-            bins = None
+        pos, neg, _ = self._groups()
+        bins = self.bins if self._hist is not None else None
         return _finalize(pos, neg, mode=self.mode, n_ignored=self.n_ignored, out_of_range=self.out_of_range,
                          bins=bins, score_range=self.score_range)
+
+    def curves(self, max_points: int = 400, hist_bins: int = 64) -> Curves:
+        """PR and ROC curve points (at most ``max_points``, evenly subsampled, ends kept) and a coarse
+        score histogram of anomaly vs in-distribution pixels, for plots. Empty arrays if P or N is 0."""
+        pos, neg, score = self._groups()
+        keep = (pos + neg) > 0
+        pos, neg, score = pos[keep][::-1], neg[keep][::-1], score[keep][::-1]  # high score first
+        tps, fps = np.cumsum(pos), np.cumsum(neg)
+        if pos.size == 0 or tps[-1] == 0 or fps[-1] == 0:
+            empty = np.zeros(0)
+            return Curves(empty, empty, empty, empty, empty, empty, empty)
+        idx = np.unique(np.linspace(0, pos.size - 1, min(max_points, pos.size)).round().astype(np.intp))
+        tpr = tps[idx] / tps[-1]
+        fpr = fps[idx] / fps[-1]
+        precision = tps[idx] / (tps[idx] + fps[idx])
+        lo, hi = float(score[-1]), float(score[0])
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, hist_bins + 1)
+        which = np.clip(np.searchsorted(edges, score, side='right') - 1, 0, hist_bins - 1)
+        hist_pos = np.bincount(which, weights=pos, minlength=hist_bins)
+        hist_neg = np.bincount(which, weights=neg, minlength=hist_bins)
+        return Curves(score[idx], tpr, fpr, precision, edges, hist_pos, hist_neg)
 
 
 def pixel_anomaly_metrics(
