@@ -32,7 +32,7 @@ setup(
         *_model_data_files(),
     ],
     python_requires='>=3.10',
-    install_requires=['numpy', 'opencv-python-headless', 'pyyaml', 'tqdm'],
+    install_requires=['numpy', 'opencv-python-headless', 'pyyaml', 'tqdm', 'rosbags', 'matplotlib', 'onnxruntime', 'onnx'],
     # torch is deliberately not listed: an open torch requirement makes pip pull GBs of CUDA wheels.
     # Install it pinned (README: pip install torch==2.13.0) or from your platform's build.
     zip_safe=True,

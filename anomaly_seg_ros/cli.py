@@ -151,17 +151,63 @@ def _cmd_blend(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .eval.offline import evaluate_synthetic
+    from .evaluate import EvaluateOptions, run_evaluate
 
-    report = evaluate_synthetic(
-        model=args.model, scorer=args.scorer, count=args.count, seed=args.seed, size=args.size,
-        backend=args.backend, device=args.device,
+    opts = EvaluateOptions(
+        bag=args.bag, dataset=args.dataset, root=args.root, split=args.split, count=args.count, seed=args.seed,
+        size=args.size, limit=args.limit, image_topic=args.image_topic, anomaly_topic=args.anomaly_topic,
+        labels_topic=args.labels_topic, strict=args.strict, mode=args.mode, params=args.params,
+        overrides={'model': args.model, 'scorer': args.scorer, 'backend': args.backend, 'device': args.device},
+        rate_scale=args.rate_scale, late_ms=args.late_ms, exact=args.exact, bins=args.bins,
+        threshold=args.threshold, min_gt_size=args.min_gt_size, min_pred_size=args.min_pred_size,
+        worst_k=args.worst, out=args.out,
     )
-    text = json.dumps(report, indent=2)
+    run = run_evaluate(opts)
+    print(json.dumps(_headline(run.report), indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + '\n')
-    print(text)
+        print(f'wrote {args.out}/report.json and {args.out}/report.html', file=sys.stderr)
+    return 0
+
+
+def _headline(report: dict) -> dict:
+    """What a person reads first: what was evaluated and the main numbers (all of them are in report.json)."""
+    px = report.get('pixel', {})
+    seg = report.get('segmentation', {})
+    comp = report.get('components', {})
+    lat = report.get('latency', {})
+    return {
+        'evaluated': report['evaluated'],
+        'AP': px.get('ap'), 'FPR95': px.get('fpr95'), 'AUROC': px.get('auroc'),
+        'anomaly_pixels': px.get('n_pos'), 'in_distribution_pixels': px.get('n_neg'), 'note': px.get('note'),
+        'mIoU': seg.get('miou'),
+        'smiyc_mean_F1': comp.get('smiyc', {}).get('mean_f1'), 'chan_F1': comp.get('chan', {}).get('f1'),
+        'latency_end_to_end': lat.get('end_to_end'), 'frames_by_status': lat.get('frames_by_status'),
+        'skipped': len(report.get('skipped', [])),
+    }
+
+
+def _cmd_bag(args: argparse.Namespace) -> int:
+    from .bag import bag_info, write_bag
+
+    if args.what == 'info':
+        print(json.dumps(bag_info(args.bag), indent=2, default=str))
+        return 0
+    if args.format == 'synthetic':
+        from .data.synthetic import SyntheticWorld, WorldConfig
+
+        w, h = args.size
+        samples: object = SyntheticWorld(args.count, seed=args.seed, config=WorldConfig(height=h, width=w))
+    else:
+        from .data.readers import open_dataset
+
+        if args.root is None:
+            raise AnomalySegError(f'bag from-dataset: --format {args.format} needs --root')
+        samples = open_dataset(args.format, args.root, **({'split': args.split} if args.split else {}))
+    if args.limit is not None:
+        samples = [samples[i] for i in range(min(args.limit, len(samples)))]  # type: ignore[arg-type, index]
+    summary = write_bag(samples, args.out, storage=args.storage, compressed=args.compressed,  # type: ignore[arg-type]
+                        rate_hz=args.rate, frame_id=args.frame_id)
+    print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
@@ -176,6 +222,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .ros.demo import run_demo
 
     return run_demo(model=args.model, frames=args.frames, size=args.size, out=args.out, seed=args.seed)
+
+
+def _dataset_formats() -> tuple[str, ...]:
+    from .data.readers import DATASET_FORMATS
+
+    return tuple(DATASET_FORMATS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,16 +295,57 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument('--seed', type=int, default=0)
     bl.add_argument('--limit', type=int, help='only the first N images')
 
-    ev = sub.add_parser('evaluate', help='run the Pipeline over a dataset and print benchmark metrics')
-    ev.add_argument('--dataset', default='synthetic', choices=['synthetic'])
-    ev.add_argument('--model', default='default', help='model folder or name under models/')
-    ev.add_argument('--scorer', default='', help='scorer (default: the model\'s)')
-    ev.add_argument('--count', type=int, default=200, help='number of frames')
-    ev.add_argument('--seed', type=int, default=1000, help='world seed of the held-out split')
-    ev.add_argument('--size', type=_size, default=(1024, 512), help='frame WIDTHxHEIGHT')
-    ev.add_argument('--backend', default='torch')
-    ev.add_argument('--device', default='cpu')
-    ev.add_argument('--out', type=Path, help='also write the JSON report here')
+    ev = sub.add_parser('evaluate', help='replay a bag (or a dataset) through the Pipeline or the live node; '
+                                         'benchmark metrics, latency, report.json + report.html')
+    src = ev.add_argument_group('source (one of --bag, --dataset)')
+    src.add_argument('--bag', type=Path, help='rosbag2 folder/file (mcap, sqlite3) or ROS 1 bag')
+    src.add_argument('--dataset', help='synthetic, or a dataset format: ' + ', '.join(_dataset_formats()))
+    src.add_argument('--root', type=Path, help='dataset root for --dataset FORMAT')
+    src.add_argument('--split', help='dataset split (cityscapes/lostandfound)')
+    src.add_argument('--count', type=int, default=200, help='synthetic: number of frames')
+    src.add_argument('--seed', type=int, default=1000, help='synthetic: world seed of the held-out split')
+    src.add_argument('--size', type=_size, default=(1024, 512), help='synthetic: frame WIDTHxHEIGHT')
+    src.add_argument('--limit', type=int, help='evaluate only the first N frames')
+    src.add_argument('--image-topic', help='bag image topic (default: the only Image/CompressedImage topic)')
+    src.add_argument('--anomaly-topic', default='/ground_truth/anomaly', help='bag anomaly GT topic (mono8 0/1/255)')
+    src.add_argument('--labels-topic', default='/ground_truth/labels', help='bag trainId GT topic (mono8)')
+    src.add_argument('--strict', action='store_true', help='stop at the first bad message instead of skipping it')
+    run = ev.add_argument_group('what runs')
+    run.add_argument('--mode', choices=['offline', 'live'], default='offline',
+                     help='offline: Pipeline as fast as it can; live: the node, fed at the recorded rate')
+    run.add_argument('--params', type=Path, help='node params file (default: config/default.yaml)')
+    run.add_argument('--model', help='override the params file: model folder or name under models/')
+    run.add_argument('--scorer', help='override the params file: scorer')
+    run.add_argument('--backend', help='override the params file: backend')
+    run.add_argument('--device', help='override the params file: device')
+    run.add_argument('--rate-scale', type=float, default=1.0, help='live: play at the recorded rate times this')
+    run.add_argument('--late-ms', type=float, help='live: answers later than this count as late (default: 2 periods)')
+    met = ev.add_argument_group('metrics')
+    met.add_argument('--exact', action='store_true', help='exact pixel metrics (small runs only; default: binned)')
+    met.add_argument('--bins', type=int, default=65536, help='bins of the streaming pixel metrics')
+    met.add_argument('--threshold', type=float, help='component metrics: anomaly where score > T (default: mid-range)')
+    met.add_argument('--min-gt-size', type=int, default=0, help='SMIYC: ignore GT components smaller than this')
+    met.add_argument('--min-pred-size', type=int, default=0, help='SMIYC: drop predicted components smaller than this')
+    met.add_argument('--worst', type=int, default=4, help='worst frames shown per criterion in the HTML report')
+    ev.add_argument('--out', type=Path, help='folder for report.json and report.html')
+
+    bag = sub.add_parser('bag', help='datasets to rosbag2, bag info (no ROS install needed)')
+    bsub = bag.add_subparsers(dest='what', required=True)
+    bf = bsub.add_parser('from-dataset', help='write camera frames + ground truth topics into a new bag')
+    bf.add_argument('--format', required=True, choices=['synthetic', *_dataset_formats()])
+    bf.add_argument('--root', type=Path, help='dataset root (not for synthetic)')
+    bf.add_argument('--split', help='dataset split (cityscapes/lostandfound)')
+    bf.add_argument('--out', type=Path, required=True, help='bag to create (must not exist)')
+    bf.add_argument('--storage', choices=['mcap', 'sqlite3'], default='mcap')
+    bf.add_argument('--compressed', choices=['jpeg', 'png'], help='write sensor_msgs/CompressedImage instead of Image')
+    bf.add_argument('--rate', type=float, default=10.0, help='frames per second of the stamps')
+    bf.add_argument('--frame-id', default='camera')
+    bf.add_argument('--limit', type=int, help='only the first N samples')
+    bf.add_argument('--count', type=int, default=50, help='synthetic: frames')
+    bf.add_argument('--seed', type=int, default=1000, help='synthetic: world seed')
+    bf.add_argument('--size', type=_size, default=(1024, 512), help='synthetic: WIDTHxHEIGHT')
+    bi = bsub.add_parser('info', help='topics, types, counts, duration of a bag')
+    bi.add_argument('bag', type=Path)
 
     be = sub.add_parser('bench', help='per-stage latency at 1024x512 and 2048x1024, and node overhead')
     be.add_argument('--model', default='default')
@@ -283,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_node(args, ros_args)
         if ros_args:
             raise AnomalySegError(f'--ros-args only applies to `node`, not `{args.command}`')
-        handlers = {'train': _cmd_train_seg, 'import-model': _cmd_import_model, 'blend': _cmd_blend, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
+        handlers = {'train': _cmd_train_seg, 'import-model': _cmd_import_model, 'blend': _cmd_blend, 'bag': _cmd_bag, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
         return handlers[args.command](args)
     except AnomalySegError as e:
         print(f'anomaly-seg {args.command}: error: {e}', file=sys.stderr)

@@ -296,13 +296,13 @@ class NodeConfig:
 
 
 def load_node_config(path: str | Path, node_name: str = 'anomaly_seg') -> NodeConfig:
-    """Read a ROS 2 params file (`node: {ros__parameters: {...}}`, `/**` accepted) into a NodeConfig."""
+    """Read a ROS 2 params file into a NodeConfig: the section `/**/node`, `node`, `/node` or `/**`, in that order."""
     path = Path(path)
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f'{path}: expected a ROS 2 params file mapping node names to ros__parameters')
     section = None
-    for key in (node_name, f'/{node_name}', '/**'):
+    for key in (f'/**/{node_name}', node_name, f'/{node_name}', '/**'):
         if key in data:
             section = data[key]
             break

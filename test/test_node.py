@@ -84,6 +84,21 @@ def test_node_outputs_headers_and_survives_corrupt_frame(tiny_model: Path, ros_e
     assert 'dropped a raw frame' in proc.log() and 'does not match step*height' in proc.log()
 
 
+def test_params_file_applies_in_a_namespace(tiny_model: Path, ros_env: dict[str, str], tmp_path: Path) -> None:
+    """The shipped file's '/**/anomaly_seg' section reaches a namespaced node (a plain key would not)."""
+    params = tmp_path / 'p.yaml'
+    params.write_text(PARAMS.read_text().replace('model: default', f'model: {tiny_model}')
+                      .replace('scorer: ""', 'scorer: max_softmax'))
+    ns = _ns()
+    with NodeProcess(params, ns, ros_env) as proc:
+        client = FrameClient(ns)
+        try:
+            assert client.wait_connected(90), proc.log()
+        finally:
+            client.close()
+    assert "scorer 'max_softmax'" in proc.log() and str(tiny_model) in proc.log()
+
+
 def test_node_fails_at_startup_naming_bad_parameter(tiny_model: Path, ros_env: dict[str, str]) -> None:
     bad = [sys.executable, '-m', 'anomaly_seg_ros.ros.node', '--ros-args', '--params-file', str(PARAMS),
            '-p', f'model:={tiny_model}', '-p', 'input_qos:=fastest']

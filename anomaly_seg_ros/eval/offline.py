@@ -1,86 +1,91 @@
-"""Offline evaluation: the Pipeline over a sequence of Samples, pooled benchmark metrics, and a report that
-says exactly what was evaluated (dataset, split, count, ignore rule, score range, model, scorer)."""
+"""Offline evaluation: the Pipeline over a stream of frames as fast as it can, pooled benchmark metrics,
+and a report that says exactly what was evaluated (source, split, count, ignore rule, score range,
+model, scorer)."""
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from ..classes import NUM_CLASSES
 from ..data.sample import Sample
-from ..pipeline import STAGES, Pipeline
-from .metrics import PixelAnomalyMetrics, SegmentationIoU
+from ..pipeline import Pipeline
+from .accumulate import EvalAccumulator, EvalSettings
+from .report import FrameRecord, WorstFrame
+from .metrics import Curves
 
-__all__ = ['evaluate_samples', 'evaluate_synthetic']
+__all__ = ['IGNORE_RULE', 'EvalFrame', 'EvalRun', 'evaluate_frames', 'samples_as_frames']
+
+IGNORE_RULE = ('pixels with anomaly GT 255 are excluded from every anomaly metric and pixels with segmentation '
+               'GT 255 from mIoU; anomaly metrics pool every evaluated pixel of the run')
 
 
-def evaluate_samples(pipe: Pipeline, samples: Sequence[Sample], progress: bool = True) -> dict[str, Any]:
-    """Run every sample once; anomaly metrics over frames that have anomaly GT, mIoU over frames with labels."""
-    anomaly = PixelAnomalyMetrics('binned', score_range=pipe.score_range) if pipe.scorer.bounded else \
-        PixelAnomalyMetrics('exact')
-    iou = SegmentationIoU(NUM_CLASSES)
-    timings: dict[str, list[float]] = {k: [] for k in (*STAGES, 'total')}
-    n_anomaly_frames = 0
+@dataclass(frozen=True)
+class EvalFrame:
+    """One frame to evaluate; `sample` is None when it could not be read (`error` says why)."""
+
+    index: int
+    name: str
+    stamp_ns: int
+    sample: Sample | None
+    error: str = ''
+
+
+@dataclass
+class EvalRun:
+    """What a runner returns: the JSON-able report and the plot data for the HTML page."""
+
+    report: dict[str, Any]
+    curves: Curves | None
+    frames: list[FrameRecord]
+    worst: list[WorstFrame]
+
+
+def samples_as_frames(samples: Iterable[Sample], rate_hz: float = 10.0) -> Iterator[EvalFrame]:
+    """Dataset samples as a frame stream with synthetic stamps (as `bag from-dataset` would write them)."""
+    for i, s in enumerate(samples):
+        yield EvalFrame(i, s.name or f'frame-{i:06d}', 1_700_000_000_000_000_000 + round(i * 1e9 / rate_hz), s)
+
+
+def settings_for(pipe: Pipeline, **overrides: Any) -> EvalSettings:
+    return EvalSettings(score_range=pipe.score_range, **overrides)
+
+
+def evaluate_frames(
+    pipe: Pipeline, frames: Iterable[EvalFrame], settings: EvalSettings, *, total: int | None = None,
+    progress: bool = True,
+) -> tuple[EvalAccumulator, float]:
+    """Run every frame through the Pipeline once; returns the filled accumulator and the wall time."""
+    acc = EvalAccumulator(settings)
     t0 = time.perf_counter()
-    for s in tqdm(samples, desc='evaluate', disable=not progress):
-        r = pipe(s.image)
-        if s.anomaly is not None:
-            anomaly.update(r.score, s.anomaly)
-            n_anomaly_frames += int((s.anomaly == 1).any())
-        if s.labels is not None:
-            iou.update(r.labels, s.labels)
-        for k in timings:
-            timings[k].append(r.timings[k])
-    wall = time.perf_counter() - t0
-    px = anomaly.compute()
-    seg = iou.compute()
+    for f in tqdm(frames, total=total, desc='evaluate offline', disable=not progress, unit='frame'):
+        if f.sample is None:
+            acc.skip(f.index, f.name, f.stamp_ns, f.error)
+            continue
+        r = pipe(f.sample.image)
+        acc.add(f.index, f.name, f.stamp_ns, f.sample.image, r.score, r.labels, f.sample.anomaly, f.sample.labels,
+                latency_ms=r.timings['total'], stage_ms={k: v for k, v in r.timings.items() if k != 'total'})
+    return acc, time.perf_counter() - t0
+
+
+def describe_pipeline(pipe: Pipeline, backend: str, device: str) -> dict[str, Any]:
     return {
-        'pixel': {k: _num(v) for k, v in asdict(px).items()},
-        'segmentation': {
-            'miou': _num(seg.miou),
-            'per_class_iou': {n: _num(v) for n, v in zip(seg.class_names, seg.per_class_iou.tolist())},
-            'n_pixels': seg.n_pixels, 'n_ignored': seg.n_ignored,
-        },
-        'frames': len(samples),
-        'frames_with_anomalies': n_anomaly_frames,
-        'latency_ms': {k: {'p50': float(np.percentile(v, 50)), 'p95': float(np.percentile(v, 95))}
-                       for k, v in timings.items() if v},
-        'wall_s': wall,
+        'model': pipe.model.name, 'model_dir': str(pipe.model.directory), 'model_input':
+        f'{pipe.model.input.width}x{pipe.model.input.height}', 'scorer': pipe.scorer.name,
+        'score_range': list(pipe.score_range), 'backend': backend, 'device': device,
     }
 
 
-def _num(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
-        return None  # JSON has no NaN; null with the result's `note` saying why
-    if isinstance(v, tuple):
-        return list(v)
-    return v
-
-
-def evaluate_synthetic(
-    model: str, scorer: str, count: int, seed: int, size: tuple[int, int], backend: str = 'torch',
-    device: str = 'cpu', anomaly_family: str = 'test',
-) -> dict[str, Any]:
-    from ..data.synthetic import SyntheticWorld, WorldConfig
-
-    pipe = Pipeline.from_model(model, scorer, backend, device)
-    w, h = size
-    world = SyntheticWorld(count, seed=seed, config=WorldConfig(height=h, width=w, anomaly_family=anomaly_family))
-    metrics = evaluate_samples(pipe, world)
-    return {
-        'evaluated': {
-            'dataset': 'synthetic', 'split_seed': seed, 'frames': count, 'frame_size': f'{w}x{h}',
-            'world': asdict(world.config) if hasattr(world, 'config') else None,
-            'anomaly_family': anomaly_family,
-            'ignore_rule': 'anomaly GT 255 and segmentation GT 255 pixels are excluded from every metric',
-            'model': pipe.model.name, 'model_dir': str(pipe.model.directory), 'scorer': pipe.scorer.name,
-            'score_range': list(pipe.score_range), 'backend': backend, 'device': device,
-        },
-        **metrics,
-    }
+def finish_run(acc: EvalAccumulator, evaluated: dict[str, Any], wall_s: float) -> EvalRun:
+    result, curves, frames, worst = acc.finish()
+    n_ok = sum(1 for f in frames if f.status in ('ok', 'late'))
+    evaluated = {**evaluated, 'frames_evaluated': n_ok, 'ignore_rule': IGNORE_RULE,
+                 'binning': f'{acc.settings.mode}, {acc.settings.bins} bins over {list(acc.calibrated_range or ())}'
+                 if acc.settings.mode == 'binned' else 'exact',
+                 'component_threshold': acc.threshold}
+    result['latency']['wall_s'] = wall_s
+    result['latency']['throughput_fps'] = n_ok / wall_s if wall_s > 0 else None
+    return EvalRun({'evaluated': evaluated, **result}, curves, frames, worst)

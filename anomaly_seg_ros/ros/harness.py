@@ -196,6 +196,14 @@ class FrameClient:
                 self._event.wait(left)
         return True
 
+    def take(self, stamp_ns: int) -> dict[str, tuple[Any, float]] | None:
+        """Remove and return every output of this frame once all have arrived (None until then); bounds memory
+        on long replays."""
+        with self._lock:
+            if not all(stamp_ns in self.received.by_topic[s] for s in self.output_topics):
+                return None
+            return {s: self.received.by_topic[s].pop(stamp_ns) for s in self.output_topics}
+
     def latency_s(self, stamp_ns: int) -> float:
         """Publish-to-last-output time of one frame (same process, one monotonic clock)."""
         with self._lock:

@@ -1,0 +1,219 @@
+"""Read what is left of a truncated or damaged MCAP file, record by record, in file order.
+
+rosbags' MCAP reader needs the footer and summary at the end of the file, so a bag cut short (the
+recorder was killed, the disk filled up, a copy stopped half way) cannot be opened at all. This
+scanner walks the data section from the start instead and stops at the first record that is cut off
+or makes no sense. Chunks written without compression (what rosbags and, by default, ros2 bag record
+write) are parsed message by message, so even a partly written chunk gives back its complete
+messages; a compressed chunk is only usable when it is complete.
+
+MCAP layout (https://mcap.dev/spec): magic, then records ``opcode:u8 length:u64 body``; little
+endian; strings are ``u32 length + utf-8``. Opcodes used here: 0x01 header, 0x02 footer, 0x03
+schema, 0x04 channel, 0x05 message, 0x06 chunk, 0x0F data end.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+__all__ = ['McapChannel', 'McapMessage', 'McapSalvage', 'McapSchema']
+
+MAGIC = b'\x89MCAP0\r\n'
+
+_OP_FOOTER = 0x02
+_OP_SCHEMA = 0x03
+_OP_CHANNEL = 0x04
+_OP_MESSAGE = 0x05
+_OP_CHUNK = 0x06
+_OP_DATA_END = 0x0F
+
+_REC = struct.Struct('<BQ')  # opcode, length
+_MSG = struct.Struct('<HIQQ')  # channel id, sequence, log time, publish time
+_CHUNK = struct.Struct('<QQQI')  # start time, end time, uncompressed size, crc
+
+
+class _Stop(Exception):
+    """The scan cannot go on: ``reason`` says why."""
+
+
+@dataclass(frozen=True)
+class McapSchema:
+    id: int
+    name: str
+    encoding: str
+    data: str
+
+
+@dataclass(frozen=True)
+class McapChannel:
+    id: int
+    schema_id: int
+    topic: str
+    message_encoding: str
+
+
+@dataclass(frozen=True)
+class McapMessage:
+    channel_id: int
+    log_time: int
+    data: bytes
+
+
+def _string(buf: memoryview, pos: int) -> tuple[str, int]:
+    if pos + 4 > len(buf):
+        raise _Stop('string length runs past its record')
+    (n,) = struct.unpack_from('<I', buf, pos)
+    end = pos + 4 + n
+    if end > len(buf):
+        raise _Stop('string runs past its record')
+    try:
+        return bytes(buf[pos + 4 : end]).decode('utf-8'), end
+    except UnicodeDecodeError:
+        raise _Stop('string is not utf-8') from None
+
+
+class McapSalvage:
+    """Scan ``path`` from the start and yield schemas, channels and complete messages in file order.
+
+    After iteration, ``error`` is None when the file ended cleanly (data-end or footer record reached)
+    or a text saying where and why the scan stopped; ``offset`` is the byte offset reached and
+    ``size`` the file size. Only messages whose record is complete are yielded.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.schemas: dict[int, McapSchema] = {}
+        self.channels: dict[int, McapChannel] = {}
+        self.error: str | None = None
+        self.offset = 0
+        self.size = 0
+
+    # ------------------------------------------------------------------ records
+
+    def _records(self, buf: memoryview, base: int) -> Iterator[McapSchema | McapChannel | McapMessage]:
+        """Records inside an (uncompressed, possibly cut) chunk body; ``base`` is its file offset."""
+        pos = 0
+        while pos < len(buf):
+            if pos + _REC.size > len(buf):
+                self.offset = base + pos
+                raise _Stop('chunk cut inside a record header')
+            op, length = _REC.unpack_from(buf, pos)
+            body_start = pos + _REC.size
+            if body_start + length > len(buf):
+                self.offset = base + pos
+                raise _Stop(f'chunk cut inside a record (opcode 0x{op:02x}, {length} bytes)')
+            body = buf[body_start : body_start + length]
+            yield from self._record(op, body)
+            pos = body_start + length
+            self.offset = base + pos
+
+    def _record(self, op: int, body: memoryview) -> Iterator[McapSchema | McapChannel | McapMessage]:
+        if op == _OP_SCHEMA:
+            if len(body) < 2:
+                raise _Stop('schema record too short')
+            (sid,) = struct.unpack_from('<H', body, 0)
+            name, pos = _string(body, 2)
+            encoding, pos = _string(body, pos)
+            if pos + 4 > len(body):
+                raise _Stop('schema record too short')
+            (n,) = struct.unpack_from('<I', body, pos)
+            data = bytes(body[pos + 4 : pos + 4 + n]).decode('utf-8', errors='replace')
+            schema = McapSchema(sid, name, encoding, data)
+            self.schemas[sid] = schema
+            yield schema
+        elif op == _OP_CHANNEL:
+            if len(body) < 4:
+                raise _Stop('channel record too short')
+            cid, sid = struct.unpack_from('<HH', body, 0)
+            topic, pos = _string(body, 4)
+            encoding, pos = _string(body, pos)
+            channel = McapChannel(cid, sid, topic, encoding)
+            self.channels[cid] = channel
+            yield channel
+        elif op == _OP_MESSAGE:
+            if len(body) < _MSG.size:
+                raise _Stop(f'message record of {len(body)} bytes is too short')
+            cid, _seq, log_time, _pub = _MSG.unpack_from(body, 0)
+            yield McapMessage(cid, log_time, bytes(body[_MSG.size :]))
+        # every other record (indexes, attachments, metadata) carries no messages
+
+    def _chunk(self, bio: BinaryIO, length: int, start: int) -> Iterator[McapSchema | McapChannel | McapMessage]:
+        head = bio.read(_CHUNK.size + 4)
+        if len(head) < _CHUNK.size + 4:
+            raise _Stop('file ends inside a chunk header')
+        _t0, _t1, usize, crc = _CHUNK.unpack_from(head, 0)
+        (clen,) = struct.unpack_from('<I', head, _CHUNK.size)
+        compression = bio.read(clen)
+        sizebuf = bio.read(8)
+        if len(compression) < clen or len(sizebuf) < 8:
+            raise _Stop('file ends inside a chunk header')
+        compression_name = compression.decode('utf-8', errors='replace')
+        (rsize,) = struct.unpack('<Q', sizebuf)
+        records_start = bio.tell()
+        available = max(0, self.size - records_start)
+        if rsize > length:
+            raise _Stop(f'chunk records ({rsize} bytes) exceed the chunk record ({length} bytes)')
+        data = bio.read(min(rsize, available))
+        complete = len(data) == rsize
+        if compression_name:
+            if not complete:
+                raise _Stop(
+                    f'file ends inside a {compression_name}-compressed chunk '
+                    f'({len(data)} of {rsize} bytes); a cut compressed chunk cannot be decoded'
+                )
+            try:
+                from rosbags.rosbag2.storage_mcap import decompress  # noqa: PLC0415
+
+                data = decompress(data, compression_name, usize, crc)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure means: stop here
+                raise _Stop(f'cannot decompress {compression_name} chunk: {exc}') from None
+            yield from self._records(memoryview(data), records_start)
+        else:
+            yield from self._records(memoryview(data), records_start)
+            if not complete:
+                raise _Stop(f'file ends inside a chunk ({len(data)} of {rsize} bytes present)')
+        _ = bio.seek(start + _REC.size + length)
+
+    def __iter__(self) -> Iterator[McapSchema | McapChannel | McapMessage]:
+        try:
+            bio = self.path.open('rb')
+        except OSError as exc:
+            self.error = f'cannot open {self.path}: {exc.strerror}'
+            return
+        with bio:
+            self.size = bio.seek(0, 2)
+            _ = bio.seek(0)
+            try:
+                if bio.read(len(MAGIC)) != MAGIC:
+                    raise _Stop('no MCAP magic at the start of the file')
+                self.offset = len(MAGIC)
+                while True:
+                    start = bio.tell()
+                    self.offset = start
+                    head = bio.read(_REC.size)
+                    if not head:
+                        raise _Stop('file ends without a data-end or footer record')
+                    if len(head) < _REC.size:
+                        raise _Stop('file ends inside a record header')
+                    op, length = _REC.unpack(head)
+                    if op in (_OP_FOOTER, _OP_DATA_END):
+                        return
+                    if start + _REC.size + length > self.size:
+                        if op == _OP_CHUNK:
+                            yield from self._chunk(bio, length, start)
+                        raise _Stop(
+                            f'file ends inside a record (opcode 0x{op:02x} of {length} bytes at '
+                            f'offset {start})'
+                        )
+                    if op == _OP_CHUNK:
+                        yield from self._chunk(bio, length, start)
+                    elif op in (_OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE):
+                        yield from self._record(op, memoryview(bio.read(length)))
+                    else:  # header, indexes, attachments, metadata: no messages in them
+                        _ = bio.seek(length, 1)
+                    self.offset = bio.tell()
+            except _Stop as stop:
+                self.error = f'{stop} (byte {self.offset} of {self.size})'
