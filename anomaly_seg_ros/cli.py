@@ -218,6 +218,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_metrics(args: argparse.Namespace) -> int:
+    from .eval.bench_metrics import METHODS, run_metrics_bench
+
+    methods = tuple(m for m in METHODS if m not in (args.skip or []))
+    run_metrics_bench(args.frames, args.size, methods)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .ros.demo import run_demo
 
@@ -354,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument('--device', default='cpu')
     be.add_argument('--no-ros', action='store_true', help='skip the through-ROS measurement')
 
+    bm = sub.add_parser('bench-metrics', help='pixel-metric throughput and peak memory: binned vs exact vs sklearn')
+    bm.add_argument('--frames', type=int, default=200)
+    bm.add_argument('--size', type=_size, default=(2048, 1024), help='frame WIDTHxHEIGHT')
+    bm.add_argument('--skip', action='append', choices=['binned', 'exact', 'sklearn'], help='leave a method out')
+
     de = sub.add_parser('demo', help='start the node, stream synthetic frames, print latency, save heatmaps')
     de.add_argument('--model', default='default')
     de.add_argument('--frames', type=int, default=20)
@@ -376,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_node(args, ros_args)
         if ros_args:
             raise AnomalySegError(f'--ros-args only applies to `node`, not `{args.command}`')
-        handlers = {'train': _cmd_train_seg, 'import-model': _cmd_import_model, 'blend': _cmd_blend, 'bag': _cmd_bag, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
+        handlers = {'train': _cmd_train_seg, 'import-model': _cmd_import_model, 'blend': _cmd_blend, 'bag': _cmd_bag,
+                    'bench-metrics': _cmd_bench_metrics, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
         return handlers[args.command](args)
     except AnomalySegError as e:
         print(f'anomaly-seg {args.command}: error: {e}', file=sys.stderr)
