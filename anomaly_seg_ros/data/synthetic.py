@@ -1,21 +1,37 @@
 """A procedural road-scene world with exact Cityscapes labels and road-obstacle anomalies.
 
 No dataset can be downloaded where this package is developed, so training and evaluation run on this
-world: a camera looking down a (possibly gently curving) street with road, lane markings, sidewalks,
-terrain, building facades with windows, vegetation, walls/fences, poles with traffic signs and lights,
-cars, trucks, buses, persons and cyclists, all drawn far-to-near with a pinhole ground-plane model so
-that sizes follow perspective. Road obstacles (boxes, barrels, rocks, ...) that belong to no Cityscapes
-class stand on the road; their pixels are ``anomaly == 1`` and ``labels == 255``.
+world: a camera looking down a (possibly gently curving) street with road, lane markings, tram rails,
+sidewalks, terrain, building facades with windows, vegetation, walls/fences, poles with traffic signs
+and traffic lights, street lamps, cars, trucks, buses, trams (class ``train``), persons, cyclists and
+motorcyclists, all drawn far-to-near with a pinhole ground-plane model so that sizes follow
+perspective. All 19 Cityscapes training classes appear regularly.
+
+Void objects that belong to no Cityscapes training class (trash bins, benches, bollards, advertising
+columns, parking meters, construction barriers, all on the sidewalk, and the ego vehicle's bonnet at
+the bottom edge of some frames) are labelled 255 in the segmentation labels and 255 (ignore) in the
+anomaly ground truth, as in Cityscapes / Fishyscapes. Road obstacles (boxes, barrels, rocks, tyre
+stacks, toppled chairs, animals, ...) that belong to no Cityscapes class stand on the road, from a few
+pixels far away to a quarter of the frame width near by; their visible pixels are ``anomaly == 1`` and
+``labels == 255`` (nearer objects may hide part of one; the labels follow what is visible).
+
+Each frame has a weather / lighting condition (``WorldConfig.weather``): clear (sun with cast shadows
+of buildings, vehicles, poles and trees on the ground, sun-facing facades brighter), overcast, dusk
+(low sun, long shadows, warm light, lamps on), night (dark, lit street lamps with light pools, lit
+windows, vehicle head and tail lights with glow), fog (blend to a fog colour growing with depth) and
+rain (streaks, darker wet road with faint reflections, light haze). Weather changes pixels only: the
+same seed with two weathers gives identical labels and anomaly masks.
 
 Geometry: world units are camera heights (about 1.5 m). A ground point at lateral offset ``X`` and
 depth ``d`` (plus height ``Z`` above ground) projects to
 ``x = vx + f * (X + kappa * d**2) / d`` and ``y = y_h + f * (1 - Z) / d`` (horizon row ``y_h``,
 vanishing column ``vx``, focal ``f`` in pixels, road curvature ``kappa``).
 
-Every drawing call paints the image and the label map with the same polygon and ``cv2.LINE_8`` (no
-anti-aliasing), so labels align with pixels exactly; only the final texture noise, colour jitter and a
-mild blur touch the image alone. Randomness comes from ``np.random.default_rng(seed)`` only; the same
-seed and config give byte-identical frames.
+Every labelled drawing call paints the image and the label map with the same polygon and
+``cv2.LINE_8`` (no anti-aliasing), so labels align with pixels exactly; lighting, shadows, fog, rain,
+glows, texture noise, colour jitter and a mild blur touch the image alone. Randomness comes from
+``np.random.default_rng(seed)`` only (split into independent child streams for the scene, obstacles,
+weather and finish); the same seed and config give byte-identical frames.
 """
 
 from __future__ import annotations
@@ -25,19 +41,22 @@ import contextlib
 import functools
 import math
 import operator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import cv2
 import numpy as np
 
-from anomaly_seg_ros.classes import ANOMALY_ID, ANOMALY_IGNORE, IGNORE_ID, TRAIN_ID
+from anomaly_seg_ros.classes import ANOMALY_ID, ANOMALY_IGNORE, ANOMALY_IN_DIST, IGNORE_ID, TRAIN_ID
 from anomaly_seg_ros.data.sample import Sample
 from anomaly_seg_ros.errors import ConfigError
 
-__all__ = ['ANOMALY_FAMILIES', 'SyntheticWorld', 'WorldConfig', 'WorldConfigError', 'generate']
+__all__ = ['ANOMALY_FAMILIES', 'WEATHERS', 'SyntheticWorld', 'WorldConfig', 'WorldConfigError', 'generate']
 
 ANOMALY_FAMILIES: tuple[str, ...] = ('test', 'proxy')
+WEATHERS: tuple[str, ...] = ('clear', 'overcast', 'dusk', 'night', 'fog', 'rain')
+# how often weather='random' picks each condition (same order as WEATHERS)
+_WEATHER_P: tuple[float, ...] = (0.34, 0.2, 0.12, 0.12, 0.11, 0.11)
 _MIN_SIZE = 32
 _LINE = cv2.LINE_8
 
@@ -59,19 +78,20 @@ _TRUCK = TRAIN_ID['truck']
 _BUS = TRAIN_ID['bus']
 _MOTORCYCLE = TRAIN_ID['motorcycle']
 _BICYCLE = TRAIN_ID['bicycle']
+_TRAIN = TRAIN_ID['train']
 
 # Obstacle appearance per family: disjoint shape sets and disjoint hue bands (degrees).
 _FAMILY_SHAPES: dict[str, tuple[str, ...]] = {
-    'test': ('crate', 'barrel', 'rock', 'lying_barrel'),
-    'proxy': ('cone', 'ball', 'tyre', 'star', 'plank'),
+    'test': ('crate', 'taped_box', 'barrel', 'lying_barrel', 'rock', 'tyre_stack', 'chair', 'sack', 'animal'),
+    'proxy': ('cone', 'ball', 'tyre', 'star', 'plank', 'bucket', 'bag', 'pallet'),
 }
 _FAMILY_HUES: dict[str, tuple[float, ...]] = {
     'test': (300.0, 180.0, 25.0),  # magenta, cyan, orange
     'proxy': (270.0, 335.0, 57.0, 100.0),  # violet, hot pink, yellow, lime
 }
 _FAMILY_PATTERNS: dict[str, tuple[str, ...]] = {
-    'test': ('solid', 'stripes', 'checker', 'speckle'),
-    'proxy': ('dots', 'rings', 'gradient', 'zigzag'),
+    'test': ('solid', 'stripes', 'checker', 'speckle', 'photo', 'metal'),
+    'proxy': ('dots', 'rings', 'gradient', 'zigzag', 'wood', 'hatch'),
 }
 _HUE_JITTER = 8.0
 
@@ -92,6 +112,12 @@ class WorldConfig:
     anomaly_family: 'test' or 'proxy', two disjoint families of obstacle shapes and colours (train an
                     outlier-exposure fine-tune on 'proxy', evaluate on 'test').
     ignore_band:    pixels within this distance outside an obstacle get anomaly = 255 (0 = no band).
+    weather:        'random' (a per-frame draw: mostly clear, also overcast, dusk, night, fog and rain)
+                    or one of WEATHERS to fix the condition. Weather changes pixels only: the same seed
+                    gives the same labels and anomaly masks under every weather, and 'random' renders
+                    exactly the frame of the weather it drew.
+    void_objects:   draw void objects (sidewalk furniture and the ego bonnet; labels 255, anomaly 255).
+                    False gives frames whose labels are all trainIds outside obstacles.
     """
 
     height: int = 512
@@ -100,6 +126,8 @@ class WorldConfig:
     max_anomalies: int = 3
     anomaly_family: str = 'test'
     ignore_band: int = 0
+    weather: str = 'random'
+    void_objects: bool = True
 
     def __post_init__(self) -> None:
         for name in ('height', 'width'):
@@ -121,6 +149,12 @@ class WorldConfig:
             )
         if not _is_int(self.ignore_band) or self.ignore_band < 0:
             raise WorldConfigError(f'WorldConfig.ignore_band must be an int >= 0, got {self.ignore_band!r}')
+        if not isinstance(self.weather, str) or (self.weather != 'random' and self.weather not in WEATHERS):
+            raise WorldConfigError(
+                f"WorldConfig.weather must be 'random' or one of {WEATHERS}, got {self.weather!r}"
+            )
+        if not isinstance(self.void_objects, (bool, np.bool_)):
+            raise WorldConfigError(f'WorldConfig.void_objects must be a bool, got {self.void_objects!r}')
 
 
 def _is_int(value: Any) -> bool:
@@ -215,6 +249,13 @@ _TEXTURE = {
     _RIDER: (4, 4, 4), _CAR: (4, 2, 3), _TRUCK: (6, 3, 3), _BUS: (5, 3, 3), TRAIN_ID['train']: (5, 3, 3),
     _MOTORCYCLE: (4, 3, 3), _BICYCLE: (3, 3, 3), IGNORE_ID: (6, 5, 6),
 }
+
+
+# ground classes (sun shadows fall on them, fog depth follows the image row) and emitter codes (label + 1)
+_GROUND_LUT = np.zeros((1, 256), dtype=np.uint8)
+_GROUND_LUT[0, [_ROAD, _SIDEWALK, _TERRAIN]] = 1
+_EMIT_LUT = np.zeros((1, 256), dtype=np.uint8)
+_EMIT_LUT[0, :19] = np.arange(1, 20)
 
 
 @functools.lru_cache(maxsize=8)
@@ -335,9 +376,55 @@ class _Object:
     bbox: tuple[float, float, float, float]
     footprint: tuple[float, float, float, float] | None  # X0, X1, d0, d1 in world units
     anomaly: bool = False
+    void: bool = False
+    occluded: bool = False  # (obstacles) an object in front hides part of it
+    # world prisms (X0, X1, d0, d1, Z0, Z1) that cast sun shadows on the ground
+    casters: list[tuple[float, float, float, float, float, float]] = field(default_factory=list)
+    # emitters lit at night / dusk: (label the emitting pixels carry, image-only primitive)
+    glow: list[tuple[int, tuple]] = field(default_factory=list)
+    # light pools on the ground at night: ground polygons as (X array, d array), with intensity
+    pools: list[tuple[np.ndarray, np.ndarray, float]] = field(default_factory=list)
+
+
+def _raster(buf: np.ndarray, prims: list[tuple], value: int, labelled_only: bool = True) -> None:
+    """Draw the shapes of ``prims`` into a single-channel buffer with one value (colours ignored)."""
+    v = int(value)
+    for p in prims:
+        kind = p[0]
+        if kind == 'poly':
+            if p[3] is not None or not labelled_only:
+                cv2.fillPoly(buf, [p[1]], v, _LINE)
+        elif kind == 'polys':
+            if p[1] and (p[3] is not None or not labelled_only):
+                cv2.fillPoly(buf, p[1], v, _LINE)
+        elif kind == 'ellipse':
+            if p[5] is not None or not labelled_only:
+                center = (int(round(p[1][0])), int(round(p[1][1])))
+                axes = (max(int(round(p[2][0])), 1), max(int(round(p[2][1])), 1))
+                cv2.ellipse(buf, center, axes, p[3], 0, 360, v, -1, _LINE)
+        elif kind == 'circle':
+            if p[4] is not None or not labelled_only:
+                center = (int(round(p[1][0])), int(round(p[1][1])))
+                cv2.circle(buf, center, max(int(round(p[2])), 1), v, p[5], _LINE)
+        elif kind == 'line':
+            if p[4] is not None or not labelled_only:
+                a = (int(round(p[1][0])), int(round(p[1][1])))
+                b = (int(round(p[2][0])), int(round(p[2][1])))
+                cv2.line(buf, a, b, v, max(int(round(p[5])), 1), _LINE)
+        elif kind == 'patch':
+            x0, y0, mask = p[1], p[2], p[4]
+            H, W = buf.shape[:2]
+            h, w = mask.shape
+            ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + w, W), min(y0 + h, H)
+            if ax0 < ax1 and ay0 < ay1:
+                buf[ay0:ay1, ax0:ax1][mask[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0]] = v
 
 
 class _Canvas:
+    """Image, labels and anomaly GT. A void label (255) also marks the anomaly GT 255 (ignore); obstacle
+    patches mark labels 255 and anomaly 1. Nearer labelled objects that hide part of an obstacle leave
+    its anomaly 1 underneath; ``render`` clears anomaly 1 wherever the final label is not 255."""
+
     def __init__(self, height: int, width: int) -> None:
         self.img = np.zeros((height, width, 3), dtype=np.uint8)
         self.lab = np.full((height, width), _SKY, dtype=np.uint8)
@@ -347,6 +434,8 @@ class _Canvas:
         cv2.fillPoly(self.img, [pts], color, _LINE)
         if label is not None:
             cv2.fillPoly(self.lab, [pts], int(label), _LINE)
+            if label == IGNORE_ID:
+                cv2.fillPoly(self.anom, [pts], ANOMALY_IGNORE, _LINE)
 
     def polys(self, pts: list[np.ndarray], color: Color, label: int | None) -> None:
         if not pts:
@@ -354,6 +443,8 @@ class _Canvas:
         cv2.fillPoly(self.img, pts, color, _LINE)
         if label is not None:
             cv2.fillPoly(self.lab, pts, int(label), _LINE)
+            if label == IGNORE_ID:
+                cv2.fillPoly(self.anom, pts, ANOMALY_IGNORE, _LINE)
 
     def draw(self, prims: list[tuple]) -> None:
         for p in prims:
@@ -368,12 +459,16 @@ class _Canvas:
                 cv2.ellipse(self.img, center, axes, p[3], 0, 360, p[4], -1, _LINE)
                 if p[5] is not None:
                     cv2.ellipse(self.lab, center, axes, p[3], 0, 360, int(p[5]), -1, _LINE)
+                    if p[5] == IGNORE_ID:
+                        cv2.ellipse(self.anom, center, axes, p[3], 0, 360, ANOMALY_IGNORE, -1, _LINE)
             elif kind == 'circle':
                 center = (int(round(p[1][0])), int(round(p[1][1])))
                 r = max(int(round(p[2])), 1)
                 cv2.circle(self.img, center, r, p[3], p[5], _LINE)
                 if p[4] is not None:
                     cv2.circle(self.lab, center, r, int(p[4]), p[5], _LINE)
+                    if p[4] == IGNORE_ID:
+                        cv2.circle(self.anom, center, r, ANOMALY_IGNORE, p[5], _LINE)
             elif kind == 'line':
                 a = (int(round(p[1][0])), int(round(p[1][1])))
                 b = (int(round(p[2][0])), int(round(p[2][1])))
@@ -381,6 +476,8 @@ class _Canvas:
                 cv2.line(self.img, a, b, p[3], t, _LINE)
                 if p[4] is not None:
                     cv2.line(self.lab, a, b, int(p[4]), t, _LINE)
+                    if p[4] == IGNORE_ID:
+                        cv2.line(self.anom, a, b, ANOMALY_IGNORE, t, _LINE)
             elif kind == 'patch':
                 self._patch(p[1], p[2], p[3], p[4])
             else:  # pragma: no cover - programming error
@@ -415,19 +512,33 @@ class _Side:
 
 class _Renderer:
     def __init__(self, rng: np.random.Generator, config: WorldConfig) -> None:
-        # Three independent streams: the scene, the obstacles and the image finish. A frame with and
-        # without obstacles (or with either family) then shares its layout, up to objects that an
-        # obstacle displaces.
+        # Independent streams: the scene, the obstacles, the image finish, the weather pick and the
+        # weather's own draws. A frame with and without obstacles (or with either family) then shares
+        # its layout, up to objects that an obstacle displaces; every weather shares the same geometry.
         self.rng = rng
-        self.obstacle_rng, self.finish_rng = rng.spawn(2)
+        self.obstacle_rng, self.finish_rng, pick_rng, self.wrng = rng.spawn(4)
         self.cfg = config
         self.H, self.W = config.height, config.width
         self.canvas = _Canvas(self.H, self.W)
         self.objects: list[_Object] = []
+        self.casters: list[tuple[float, float, float, float, float, float]] = []  # static shadow casters
+        weather = config.weather
+        if weather == 'random':
+            weather = WEATHERS[int(pick_rng.choice(len(WEATHERS), p=_WEATHER_P))]
+        self.weather = weather
+        self.wx = self._weather_params(weather)
+        self.lamps_on = bool(self.wx['lamps'])
+        self.emit = np.zeros((self.H, self.W), dtype=np.uint8) if self.lamps_on else None
+        self.bonnet: list[tuple] | None = None
+        self.y_floor = float(self.H)  # first row hidden by the ego bonnet (H: none)
 
     # -- random helpers ------------------------------------------------------------------------------
     def u(self, a: float, b: float) -> float:
         return float(self.rng.uniform(a, b))
+
+    def wu(self, a: float, b: float) -> float:
+        """A draw from the weather stream (never the scene stream: weather must not move geometry)."""
+        return float(self.wrng.uniform(a, b))
 
     @contextlib.contextmanager
     def _substream(self) -> Iterator[None]:
@@ -449,6 +560,76 @@ class _Renderer:
         k = self.u(1 - amount, 1 + amount)
         return _clip_color(tuple(c[i] * k + self.u(-amount, amount) * 40 for i in range(3)))
 
+    # -- weather -------------------------------------------------------------------------------------
+    def _weather_params(self, weather: str) -> dict[str, Any]:
+        """Per-frame lighting: sun (shadows), ambient level, colour tint, fog, rain, lamps; weather stream."""
+        wu = self.wu
+        wx: dict[str, Any] = {'sun': None, 'fog': None, 'rain': None, 'lamps': False, 'ambient': 1.0,
+                              'tint': (1.0, 1.0, 1.0), 'bias_k': 1.0, 'glow': 0.0, 'pool': 0.0}
+        if weather in ('clear', 'dusk'):
+            elev = math.radians(wu(20.0, 62.0) if weather == 'clear' else wu(5.0, 14.0))
+            azim = wu(0.0, 2.0 * math.pi)  # direction towards the sun: 0 = straight ahead, pi/2 = right
+            cot = 1.0 / math.tan(elev)
+            # shadow offset on the ground per unit of height, and how directly each facade faces the sun
+            wx['sun'] = {
+                'sx': -math.sin(azim) * cot, 'sd': -math.cos(azim) * cot,
+                'shade': wu(0.45, 0.62) if weather == 'clear' else wu(0.55, 0.72),
+                'left': 0.8 + 0.45 * max(0.0, math.sin(azim)) - 0.1 * max(0.0, -math.sin(azim)),
+                'right': 0.8 + 0.45 * max(0.0, -math.sin(azim)) - 0.1 * max(0.0, math.sin(azim)),
+            }
+        if weather == 'clear':
+            warm = wu(0.0, 0.05)
+            wx['tint'] = (1.0 + warm, 1.0, 1.0 - warm)
+        elif weather == 'overcast':
+            wx['ambient'] = wu(0.78, 0.95)
+            cool = wu(0.0, 0.04)
+            wx['tint'] = (1.0 - cool, 1.0, 1.0 + cool)
+            wx['bias_k'] = 0.7
+        elif weather == 'dusk':
+            wx['ambient'] = wu(0.55, 0.75)
+            wx['tint'] = (wu(1.08, 1.2), wu(0.9, 0.98), wu(0.68, 0.82))
+            wx['bias_k'] = 0.5
+            wx['lamps'] = self.wrng.random() < 0.6
+            wx['glow'], wx['pool'] = wu(0.6, 1.2), wu(0.15, 0.3)
+        elif weather == 'night':
+            wx['ambient'] = wu(0.16, 0.3)
+            wx['tint'] = (wu(0.85, 1.0), wu(0.9, 1.0), wu(1.0, 1.15))
+            wx['bias_k'] = 0.2
+            wx['lamps'] = True
+            wx['glow'], wx['pool'] = wu(1.3, 2.2), wu(0.55, 0.85)
+        elif weather == 'fog':
+            v = wu(0.72, 0.9)
+            wx['ambient'] = wu(0.85, 1.0)
+            wx['fog'] = {'vis': wu(12.0, 45.0), 'color': _hsv(wu(195, 225), wu(0.0, 0.03), v), 'sky': 1.0}
+            wx['bias_k'] = 0.4
+        elif weather == 'rain':
+            wx['ambient'] = wu(0.62, 0.8)
+            wx['tint'] = (wu(0.92, 0.98), wu(0.96, 1.0), 1.0)
+            wx['fog'] = {'vis': wu(60.0, 200.0), 'color': _hsv(wu(195, 225), wu(0.02, 0.08), wu(0.5, 0.68)),
+                         'sky': 0.85}
+            wx['rain'] = {'density': wu(0.5, 2.0), 'angle': wu(-0.35, 0.35), 'length': wu(0.025, 0.07),
+                          'amp': wu(18.0, 40.0), 'wet': wu(0.6, 0.78), 'reflect': wu(0.18, 0.35)}
+            wx['bias_k'] = 0.5
+        return wx
+
+    def _weather_sky(self) -> tuple[Color, Color]:
+        """Sky colours (top, horizon) of this frame's weather, from the weather stream."""
+        wu, w = self.wu, self.weather
+        if w == 'clear':
+            return _hsv(wu(200, 225), wu(0.35, 0.65), wu(0.7, 0.95)), _hsv(wu(195, 215), wu(0.08, 0.25), wu(0.85, 1.0))
+        if w == 'overcast':
+            v = wu(0.65, 0.9)
+            return _hsv(wu(190, 230), wu(0.0, 0.1), v), _hsv(wu(190, 230), wu(0.0, 0.06), min(v + wu(0.0, 0.1), 1.0))
+        if w == 'dusk':
+            return _hsv(wu(215, 265), wu(0.3, 0.55), wu(0.35, 0.6)), _hsv(wu(12, 38), wu(0.45, 0.8), wu(0.85, 1.0))
+        if w == 'night':
+            return _hsv(wu(215, 235), wu(0.5, 0.8), wu(0.03, 0.08)), _hsv(wu(20, 40), wu(0.25, 0.5), wu(0.12, 0.22))
+        if w == 'fog':
+            c = self.wx['fog']['color']
+            return c, c
+        v = wu(0.45, 0.62)  # rain
+        return _hsv(wu(200, 225), wu(0.03, 0.1), v), _hsv(wu(200, 225), wu(0.02, 0.06), min(v + wu(0.05, 0.15), 1.0))
+
     # -- top level -----------------------------------------------------------------------------------
     def render(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._setup()
@@ -459,16 +640,53 @@ class _Renderer:
             self._side_structures(side)
         self._place_anomalies()
         self._place_objects()
-        for obj in sorted(self.objects, key=lambda o: -o.depth):
-            self.canvas.draw(obj.prims)
+        self._place_void_objects()
+        self._draw_objects()
+        lab, anomaly = self.canvas.lab, self.canvas.anom
+        if any(o.anomaly or o.void for o in self.objects):
+            # obstacle / void pixels hidden behind nearer labelled objects take their labels' meaning
+            anomaly[lab != IGNORE_ID] = ANOMALY_IN_DIST
         image = self._finish()
-        anomaly = self.canvas.anom
         band = self.cfg.ignore_band
-        if band > 0 and anomaly.any():
+        if band > 0 and (anomaly == ANOMALY_ID).any():
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-            grown = cv2.dilate(anomaly, kernel)
+            grown = cv2.dilate((anomaly == ANOMALY_ID).view(np.uint8), kernel)
             anomaly[(grown > 0) & (anomaly == 0)] = ANOMALY_IGNORE
-        return image, self.canvas.lab, anomaly
+        return image, lab, anomaly
+
+    def _draw_objects(self) -> None:
+        """Objects far to near; side buffers for fog depth and night emitters follow the same order."""
+        c = self.canvas
+        fog = self.wx['fog']
+        self.depth_code = np.zeros((self.H, self.W), dtype=np.uint8) if fog is not None else None
+        emit = self.emit
+        emit_boxes: list[tuple[float, float, float, float]] = []
+        for obj in sorted(self.objects, key=lambda o: -o.depth):
+            c.draw(obj.prims)
+            if self.depth_code is not None:
+                _raster(self.depth_code, obj.prims, self._fog_code(obj.depth))
+            if emit is not None:
+                if emit_boxes and any(_boxes_overlap(obj.bbox, b, 1.0) for b in emit_boxes):
+                    _raster(emit, obj.prims, 0)  # a nearer object hides emitters drawn before it
+                if obj.glow:
+                    for code, prim in obj.glow:
+                        c.draw([prim])
+                        _raster(emit, [prim], code, labelled_only=False)
+                    emit_boxes.append(obj.bbox)
+        if self.bonnet is not None:
+            c.draw(self.bonnet)
+            if self.depth_code is not None:
+                _raster(self.depth_code, self.bonnet, 1)
+            if emit is not None:
+                _raster(emit, self.bonnet, 0)
+
+    def _fog_alpha(self, d: Any) -> Any:
+        fog = self.wx['fog']
+        return 1.0 - np.exp(-3.0 * np.asarray(d, dtype=np.float64) / fog['vis'])
+
+    def _fog_code(self, d: float) -> int:
+        """1..255 encodes the fog alpha of an object at depth d (0 = no object)."""
+        return 1 + int(round(254.0 * min(float(self._fog_alpha(max(d, 0.0))), 1.0)))
 
     def _setup(self) -> None:
         H, W = self.H, self.W
@@ -493,6 +711,11 @@ class _Renderer:
         kmax = 0.6 * min(abs(s.facade) for s in self.sides) / (d_max * d_max)
         kappa = self.u(-kmax, kmax) if self.chance(0.5) else 0.0
         self.cam = _Camera(H, W, y_h, vx, f, kappa)
+        # tram line: rails along one lane (drawn with the road), trams run on it
+        self.tram_line = self.chance(0.33) and x_right - x_left > 2.0
+        self.tram_X: float | None = None
+        with self._substream():
+            self._make_bonnet()
 
     def _style(self) -> dict[str, Any]:
         """Per-frame base colours of the stuff classes."""
@@ -514,21 +737,12 @@ class _Renderer:
         terrain = _hsv(u(55, 95), u(0.3, 0.6), u(0.4, 0.65))
         if self.chance(0.25):  # dirt / dry grass
             terrain = _hsv(u(25, 50), u(0.25, 0.5), u(0.4, 0.6))
-        sky_kind = self.pick(['blue', 'overcast', 'evening'], [0.55, 0.35, 0.10])
-        if sky_kind == 'blue':
-            top = _hsv(u(200, 225), u(0.35, 0.65), u(0.7, 0.95))
-            hor = _hsv(u(195, 215), u(0.08, 0.25), u(0.85, 1.0))
-        elif sky_kind == 'overcast':
-            v = u(0.65, 0.92)
-            top = _hsv(u(190, 230), u(0.0, 0.1), v)
-            hor = _hsv(u(190, 230), u(0.0, 0.06), min(v + u(0.0, 0.1), 1.0))
-        else:
-            top = _hsv(u(210, 240), u(0.3, 0.5), u(0.55, 0.75))
-            hor = _hsv(u(20, 40), u(0.25, 0.5), u(0.85, 1.0))
+        top, hor = self._weather_sky()
         return {
             'road': road, 'walk': walk, 'curb': _scale(walk, u(1.05, 1.3)), 'veg': veg, 'terrain': terrain,
             'sky_top': top, 'sky_hor': hor, 'marking': _hsv(0, 0, u(0.8, 0.97)),
             'yellow_marking': _hsv(u(45, 52), u(0.6, 0.85), u(0.75, 0.95)),
+            'rail': _hsv(u(20, 40), u(0.0, 0.15), u(0.45, 0.7)),
         }
 
     def _make_side(self, sign: int, road_edge: float) -> _Side:
@@ -622,6 +836,45 @@ class _Renderer:
         c.poly(cam.strip(xl, xr, d0, d1), self.style['road'], _ROAD)
         self._road_patches()
         self._markings()
+        if self.tram_line:
+            self._rails()
+
+    def _rails(self) -> None:
+        """Two embedded tram rails along one lane (labelled road, as in Cityscapes)."""
+        cam, c = self.cam, self.canvas
+        X = self.pick(self.lanes)
+        self.tram_X = X
+        gauge = 0.48
+        if self.chance(0.4):  # the track bed is paved differently
+            c.poly(cam.strip(X - gauge - 0.25, X + gauge + 0.25, self.d_lo, self.d_max),
+                   _scale(self.style['road'], self.u(0.8, 1.2)), _ROAD)
+        rail, groove = self.style['rail'], _scale(self.style['road'], 0.35)
+        for off in (-gauge, gauge):
+            c.poly(cam.strip(X + off - 0.05, X + off + 0.05, self.d_lo, self.d_max), groove, _ROAD)
+            c.poly(cam.strip(X + off - 0.035, X + off + 0.0, self.d_lo, self.d_max), rail, _ROAD)
+
+    def _make_bonnet(self) -> None:
+        """The ego vehicle's bonnet along the bottom edge (Cityscapes 'ego vehicle': void) in some frames."""
+        if not self.cfg.void_objects or not self.chance(0.22):
+            return
+        H, W, u = self.H, self.W, self.u
+        hc = H * u(0.05, 0.11)
+        he = hc * u(0.0, 0.6)
+        xc = W * (0.5 + u(-0.08, 0.08))
+        xs = np.linspace(-2.0, W + 1.0, 41)
+        t = np.clip(((xs - xc) / (0.55 * W)) ** 2, 0.0, 1.0)
+        ys = H - (hc - (hc - he) * t)
+        col = self._car_color()
+        body = np.concatenate([np.stack([xs, ys], 1), [[W + 1.0, H + 1.0], [-2.0, H + 1.0]]])
+        prims: list[tuple] = [('poly', np.rint(body).astype(np.int32), col, IGNORE_ID)]
+        # image-only shading inside the body: a darker lower half and a sky highlight near the top edge
+        lower = np.concatenate([np.stack([xs, ys + 0.5 * (H - ys) + 1], 1), [[W + 1.0, H + 1.0], [-2.0, H + 1.0]]])
+        prims.append(('poly', np.rint(lower).astype(np.int32), _scale(col, u(0.7, 0.9)), None))
+        hi = 0.15 + 0.15 * u(0, 1)
+        band = np.concatenate([np.stack([xs, ys + hi * (H - ys) + 1], 1), np.stack([xs, ys + (hi + 0.08) * (H - ys) + 1], 1)[::-1]])
+        prims.append(('poly', np.rint(band).astype(np.int32), _mix(col, self.style['sky_hor'], u(0.2, 0.5)), None))
+        self.bonnet = prims
+        self.y_floor = float(H - hc)
 
     def _paving(self, side: _Side) -> None:
         if self.chance(0.4):
@@ -723,11 +976,13 @@ class _Renderer:
             segs.append((d, min(d + length, self.d_max)))
             d += length
         for d0, d1 in reversed(segs):  # far to near
-            if self.chance(0.12):
+            if self.chance(0.15):
                 self._tree_line(side, d0, d1, dense=True, setback=self.u(0.5, 3.0))
                 self._barrier(side, d0, d1)
             else:
                 self._building(side, d0, d1)
+                if self.chance(0.18):  # front-garden wall or fence along the facade
+                    self._barrier(side, d0 + self.u(0.0, 0.3) * (d1 - d0), d1, X=side.facade - side.sign * 0.05)
 
     def _building(self, side: _Side, d0: float, d1: float) -> None:
         cam, u = self.cam, self.u
@@ -736,6 +991,7 @@ class _Renderer:
         col = self._building_color()
         c = self.canvas
         c.poly(cam.wall(X, d0, d1, 0.0, Z), col, _BUILDING)
+        self.casters.append((min(X, X + side.sign * 8.0), max(X, X + side.sign * 8.0), d0, d1, 0.0, Z))
         # end wall facing the camera (visible when the nearer neighbour is set back further)
         c.poly(cam.pts([X, X + side.sign * 2.0, X + side.sign * 2.0, X], d0, [0, 0, Z, Z]), _scale(col, 0.8), _BUILDING)
         # cornice / storey lines
@@ -765,7 +1021,14 @@ class _Renderer:
             quads = np.clip(np.rint(quads), -cam.lim, cam.lim).astype(np.int32)
             widths = np.abs(quads[:, 0, 0] - quads[:, 1, 0])
             keep = (widths >= 1) & (quads[:, :, 0].max(1) >= 0) & (quads[:, :, 0].min(1) < self.W) & (quads[:, :, 1].max(1) >= 0)
-            c.polys(list(quads[keep]), win_col, _BUILDING)
+            kept = quads[keep]
+            c.polys(list(kept), win_col, _BUILDING)
+            if self.lamps_on and len(kept):  # some windows lit (image only; weather stream)
+                lit = kept[self.wrng.random(len(kept)) < (0.3 if self.weather == 'night' else 0.15)]
+                if len(lit):
+                    warm = _hsv(self.wu(30, 50), self.wu(0.3, 0.6), self.wu(0.8, 1.0))
+                    c.polys(list(lit), warm, None)
+                    cv2.fillPoly(self.emit, list(lit), _BUILDING + 1, _LINE)
         # shop / door band at the ground floor
         if self.chance(0.4):
             c.poly(cam.wall(X, d0 + 0.3, d1 - 0.3, 0.2, u(0.9, 1.4)), _scale(win_col, u(0.6, 1.0)), _BUILDING)
@@ -781,7 +1044,7 @@ class _Renderer:
         for d in reversed(trees):
             r = u(1.2, 3.5)
             X = base + side.sign * (r * u(0.6, 1.2))
-            self._tree_prims(X, d, r, out=None)
+            self._tree_prims(X, d, r, out=None, casters=self.casters)
         if dense and self.chance(0.6):  # hedge / undergrowth along the facade line
             n = 40
             ds = np.geomspace(max(d0, 1e-3), d1, n)
@@ -789,8 +1052,10 @@ class _Renderer:
             X = base + side.sign * 0.3
             pts = np.concatenate([cam.pts(X, ds, 0.0), cam.pts(X, ds, Z)[::-1]])
             self.canvas.poly(pts, _scale(self.jitter(self.style['veg'], 0.08), 0.85), _VEGETATION)
+            self.casters.append((min(X, X + side.sign * 0.6), max(X, X + side.sign * 0.6), ds[0], ds[-1], 0.0, float(Z.mean())))
 
-    def _tree_prims(self, X: float, d: float, r: float, out: list[tuple] | None) -> list[tuple]:
+    def _tree_prims(self, X: float, d: float, r: float, out: list[tuple] | None,
+                    casters: list[tuple[float, float, float, float, float, float]] | None = None) -> list[tuple]:
         cam, u = self.cam, self.u
         g = cam.g(d)
         prims: list[tuple] = []
@@ -807,21 +1072,25 @@ class _Renderer:
             rr = r * g * u(0.35, 0.65)
             prims.append(('ellipse', (cx + ox, cy + oy), (rr, rr * u(0.7, 1.2)), u(0, 180),
                           _scale(col, u(0.7, 1.25)), _VEGETATION))
+        if casters is not None:
+            casters.append((X - tw / 2, X + tw / 2, d - tw / 2, d + tw / 2, 0.0, trunk_h))
+            casters.append((X - 0.8 * r, X + 0.8 * r, d - 0.8 * r, d + 0.8 * r, trunk_h, trunk_h + 1.6 * r))
         if out is None:
             self.canvas.draw(prims)
         else:
             out.extend(prims)
         return prims
 
-    def _barrier(self, side: _Side, d0: float, d1: float) -> None:
+    def _barrier(self, side: _Side, d0: float, d1: float, X: float | None = None) -> None:
         cam, u, c = self.cam, self.u, self.canvas
-        X = side.facade
-        if self.chance(0.45):  # wall
+        X = side.facade if X is None else X
+        if self.chance(0.5):  # wall
             col = self.pick([_hsv(u(0, 360), u(0, 0.08), u(0.45, 0.75)), _hsv(u(5, 20), u(0.4, 0.6), u(0.35, 0.55)),
                              _hsv(u(30, 45), u(0.15, 0.3), u(0.55, 0.75))])
             Z = u(0.5, 1.6)
             c.poly(cam.wall(X, d0, d1, 0.0, Z), col, _WALL)
             c.poly(cam.wall(X, d0, d1, Z - 0.08, Z), _scale(col, 1.15), _WALL)
+            self.casters.append((min(X, X + side.sign * 0.2), max(X, X + side.sign * 0.2), d0, d1, 0.0, Z))
         else:  # fence: posts and rails
             col = self.pick([_hsv(0, 0, u(0.2, 0.5)), _hsv(u(90, 150), u(0.3, 0.6), u(0.2, 0.4)),
                              _hsv(u(20, 35), u(0.4, 0.6), u(0.3, 0.5))])
@@ -845,26 +1114,43 @@ class _Renderer:
 
     # -- objects -------------------------------------------------------------------------------------
     def _free(self, bbox: tuple[float, float, float, float], footprint: tuple[float, float, float, float] | None,
-              anomaly: bool = False) -> bool:
+              anomaly: bool = False, depth: float = 0.0) -> list[_Object] | None:
+        """None if the object may not go there, else the obstacles it would partly hide.
+
+        Footprints never overlap. Obstacles keep clear of each other (and of objects placed before
+        them). An object placed after an obstacle may stand behind it, or in front of it if it hides at
+        most 45% of its width, so part of the obstacle's base stays visible (one such object each).
+        """
         W, H = self.W, self.H
         if bbox[2] < 0 or bbox[0] >= W or bbox[3] < 0 or bbox[1] >= H:
-            return False  # entirely outside the frame
+            return None  # entirely outside the frame
         margin = 2.0 + self.cfg.ignore_band
+        hidden: list[_Object] = []
         for o in self.objects:
             if (o.anomaly or anomaly) and _boxes_overlap(o.bbox, bbox, margin):
-                return False
+                if anomaly or not o.anomaly:
+                    return None
+                if depth < o.depth:  # in front of the obstacle
+                    overlap = min(o.bbox[2], bbox[2]) - max(o.bbox[0], bbox[0])
+                    if o.occluded or overlap > 0.45 * (o.bbox[2] - o.bbox[0]):
+                        return None
+                    hidden.append(o)
             if footprint is not None and o.footprint is not None:
                 a, b = o.footprint, footprint
                 if not (a[1] < b[0] or b[1] < a[0] or a[3] < b[2] or b[3] < a[2]):
-                    return False
-        return True
+                    return None
+        return hidden
 
     def _add(self, depth: float, prims: list[tuple], footprint: tuple[float, float, float, float] | None,
-             anomaly: bool = False) -> bool:
+             anomaly: bool = False, casters: list | None = None, glow: list | None = None,
+             pools: list | None = None, void: bool = False) -> bool:
         bbox = _bbox(prims)
-        if not self._free(bbox, footprint, anomaly):
+        hidden = self._free(bbox, footprint, anomaly, depth)
+        if hidden is None:
             return False
-        self.objects.append(_Object(depth, prims, bbox, footprint, anomaly))
+        for o in hidden:
+            o.occluded = True
+        self.objects.append(_Object(depth, prims, bbox, footprint, anomaly, void, False, casters or [], glow or [], pools or []))
         return True
 
     def _place_objects(self) -> None:
@@ -873,11 +1159,15 @@ class _Renderer:
             self._poles(side)
             if self.chance(0.35):
                 self._street_trees(side)
+        if self.tram_line and self.chance(0.9):  # large vehicles first: they are the hardest to fit
+            self._moving_vehicle('tram', attempts=5)
         for side in self.sides:
             if self.chance(0.45):
                 self._parked_cars(side)
-        if self.chance(0.4):  # large vehicles first: they are the hardest to fit
-            self._moving_vehicle(self.pick(['truck', 'bus']))
+        if self.chance(0.38):
+            self._moving_vehicle('truck')
+        if self.chance(0.33):
+            self._moving_vehicle('bus')
         for _ in range(int(self.rng.integers(0, 5))):
             self._moving_vehicle('car', attempts=2)
         walks = [s for s in self.sides if s.walk is not None]
@@ -890,10 +1180,10 @@ class _Renderer:
             self._person(X, d, _PERSON)
         if self.chance(0.12):  # pedestrian on the road
             self._person(self.u(*self.road), self._depth(d_lo, 30.0), _PERSON)
-        if self.chance(0.4):
+        for _ in range(int(self.rng.integers(0, 4))):
             with self._substream():
-                for _ in range(3):
-                    if self._two_wheeler(rider=self.chance(0.75), motor=self.chance(0.25)):
+                for _attempt in range(3):
+                    if self._two_wheeler(rider=self.chance(0.75), motor=self.chance(0.4)):
                         break
 
     def _depth(self, d0: float, d1: float) -> float:
@@ -913,12 +1203,15 @@ class _Renderer:
 
     def _pole(self, side: _Side, X: float, d: float) -> None:
         cam, u = self.cam, self.u
-        kind = self.pick(['sign', 'light', 'lamp', 'plain', 'signpost'], [0.33, 0.2, 0.22, 0.05, 0.2])
+        kind = self.pick(['sign', 'light', 'lamp', 'plain', 'signpost', 'mast'], [0.3, 0.2, 0.22, 0.04, 0.16, 0.08])
         top = u(2.0, 2.8) if kind == 'signpost' else u(3.0, 5.5)
         w = u(0.07, 0.12)
         pole_col = self.pick([_hsv(0, 0, u(0.35, 0.65)), _hsv(u(100, 160), u(0.2, 0.4), u(0.15, 0.3)), _hsv(0, 0, u(0.1, 0.2))])
         g = cam.g(d)
         prims: list[tuple] = [('poly', cam.pts([X - w / 2, X + w / 2, X + w / 2, X - w / 2], d, [0, 0, top, top]), pole_col, _POLE)]
+        casters = [(X - w / 2, X + w / 2, d - w / 2, d + w / 2, 0.0, top)]
+        glow: list[tuple[int, tuple]] = []
+        pools: list[tuple[np.ndarray, np.ndarray, float]] = []
         if kind in ('sign', 'signpost'):
             n = 1 if self.chance(0.7) else 2
             z = top - u(0.2, 0.4)
@@ -927,25 +1220,47 @@ class _Renderer:
                 x, y = cam.point(X, d, z)
                 prims.extend(self._sign_prims(x, y, size * g))
                 z -= size * 1.15
-        elif kind == 'light':
+        elif kind in ('light', 'mast'):
+            Xl = X
+            if kind == 'mast':  # an arm reaching over the road, the signal head hanging at its end
+                reach = u(1.2, 3.2)
+                Xl = X - side.sign * reach
+                xa, ya = cam.point(X, d, top)
+                xb, yb = cam.point(Xl, d, top)
+                prims.append(('line', (xa, ya), (xb, yb), pole_col, _POLE, max(w * 0.8 * g, 1.0)))
             lw, lh = u(0.22, 0.32), u(0.65, 0.85)
-            z0 = top - lh
+            z1 = top if kind == 'light' else top - 0.05
+            z0 = z1 - lh
             house = self.pick([_hsv(0, 0, u(0.08, 0.2)), _hsv(u(45, 55), u(0.7, 0.9), u(0.6, 0.8))], [0.8, 0.2])
-            prims.append(('poly', cam.pts([X - lw / 2, X + lw / 2, X + lw / 2, X - lw / 2], d, [z0, z0, top, top]), house, _LIGHT))
+            prims.append(('poly', cam.pts([Xl - lw / 2, Xl + lw / 2, Xl + lw / 2, Xl - lw / 2], d, [z0, z0, z1, z1]), house, _LIGHT))
             lit = int(self.rng.integers(0, 3))
             lamp_cols = [(230, 40, 30), (240, 170, 20), (40, 220, 120)]
             for k in range(3):
-                zc = top - lh * (k + 0.5) / 3
-                x, y = cam.point(X, d, zc)
+                zc = z1 - lh * (k + 0.5) / 3
+                x, y = cam.point(Xl, d, zc)
                 col = lamp_cols[k] if k == lit else _scale(lamp_cols[k], 0.25)
                 prims.append(('circle', (x, y), max(lw * 0.3 * g, 1.0), col, _LIGHT, -1))
+                if k == lit and self.lamps_on:
+                    glow.append((_LIGHT + 1, ('circle', (x, y), max(lw * 0.3 * g, 1.0), _mix(col, (255, 255, 255), 0.3), None, -1)))
+            casters.append((Xl - lw / 2, Xl + lw / 2, d - 0.1, d + 0.1, z0, z1))
         elif kind == 'lamp':
             reach = u(0.8, 2.0)
             xa, ya = cam.point(X, d, top)
             xb, yb = cam.point(X - side.sign * reach, d, top + 0.15)
             prims.append(('line', (xa, ya), (xb, yb), pole_col, _POLE, max(w * 0.7 * g, 1.0)))
-            prims.append(('ellipse', (xb, yb + 0.05 * g), (0.25 * g, 0.07 * g), 0, _scale(pole_col, 1.2), _POLE))
-        self._add(d, prims, (X - 0.2, X + 0.2, d - 0.2, d + 0.2))
+            head = ((xb, yb + 0.05 * g), (0.25 * g, 0.07 * g))
+            prims.append(('ellipse', head[0], head[1], 0, _scale(pole_col, 1.2), _POLE))
+            if self.lamps_on:  # weather stream only
+                light = self.pick_w([(255, 238, 200), (255, 200, 120), (235, 240, 255)])
+                glow.append((_POLE + 1, ('ellipse', head[0], head[1], 0, light, None)))
+                R = self.wu(2.2, 4.0) * min(top / 4.0, 1.2)
+                ang = np.linspace(0.0, 2.0 * math.pi, 16, endpoint=False)
+                pools.append((X - side.sign * reach + R * np.cos(ang), d + R * np.sin(ang), self.wu(0.7, 1.0)))
+        self._add(d, prims, (X - 0.2, X + 0.2, d - 0.2, d + 0.2), casters=casters, glow=glow, pools=pools)
+
+    def pick_w(self, items: Any) -> Any:
+        """Pick from the weather stream."""
+        return items[int(self.wrng.integers(0, len(items)))]
 
     def _sign_prims(self, x: float, y: float, s: float) -> list[tuple]:
         u = self.u
@@ -989,8 +1304,9 @@ class _Renderer:
         while d < self.d_max * 0.8:
             r = self.u(0.9, 2.2)
             prims: list[tuple] = []
-            self._tree_prims(X0, d, r, out=prims)
-            self._add(d, prims, (X0 - 0.2, X0 + 0.2, d - 0.2, d + 0.2))
+            casters: list[tuple[float, float, float, float, float, float]] = []
+            self._tree_prims(X0, d, r, out=prims, casters=casters)
+            self._add(d, prims, (X0 - 0.2, X0 + 0.2, d - 0.2, d + 0.2), casters=casters)
             d += self.u(5.0, 14.0)
 
     def _car_color(self) -> Color:
@@ -1016,11 +1332,12 @@ class _Renderer:
     def _parked_cars(self, side: _Side) -> None:
         d = self.d_near * self.u(0.8, 2.0)
         while d < min(self.d_max * 0.85, 80.0):
-            w = self.u(1.1, 1.3)
+            van = self.chance(0.1)
+            w = self.u(1.45, 1.6) if van else self.u(1.1, 1.3)
             X = side.road_edge - side.sign * (0.15 + w / 2)
-            length = self.u(2.6, 3.3)
+            length = self.u(3.6, 5.0) if van else self.u(2.6, 3.3)
             if self.chance(0.85):
-                self._vehicle('car', X, d, w, length, front=self.chance(0.3))
+                self._vehicle('truck' if van else 'car', X, d, w, length, front=self.chance(0.3), moving=False)
             d += length + self.u(0.3, 6.0)
 
     def _moving_vehicle(self, kind: str, attempts: int = 4) -> bool:
@@ -1029,6 +1346,13 @@ class _Renderer:
 
     def _moving_vehicle_tries(self, kind: str, attempts: int) -> bool:
         for _ in range(attempts):
+            if kind == 'tram':
+                X = float(self.tram_X) + self.u(-0.05, 0.05)  # type: ignore[arg-type]
+                d = self._depth(self.d_near * 1.4, self.d_max * 0.85)
+                front = self.chance(0.5)
+                if self._vehicle('tram', X, d, self.u(1.55, 1.7), self.u(13.0, 24.0), front):
+                    return True
+                continue
             X = self.pick(self.lanes) + self.u(-0.3, 0.3)
             d = self._depth(self.d_near * 0.85, self.d_max * 0.8)
             front = X < 0 and len(self.lanes) >= 2 and self.chance(0.7)
@@ -1042,26 +1366,29 @@ class _Renderer:
                 return True
         return False
 
-    def _vehicle(self, kind: str, X: float, d0: float, w: float, length: float, front: bool) -> bool:
+    def _vehicle(self, kind: str, X: float, d0: float, w: float, length: float, front: bool, moving: bool = True) -> bool:
         cam, u = self.cam, self.u
         X0, X1, d1 = X - w / 2, X + w / 2, d0 + length
         prims: list[tuple] = []
+        glow: list[tuple[int, tuple]] = []
         shadow = _scale(self.style['road'], u(0.3, 0.5))
         prims.append(('poly', cam.pts([X0 - 0.05, X1 + 0.05, X1 + 0.05, X0 - 0.05], [d0, d0, d1, d1], 0.0), shadow, None))
         tyre = _hsv(0, 0, u(0.04, 0.1))
         glass = self.pick([_hsv(u(190, 220), u(0.15, 0.35), u(0.12, 0.3)), _hsv(0, 0, u(0.05, 0.18))])
-        label = {'car': _CAR, 'truck': _TRUCK, 'bus': _BUS}[kind]
+        label = {'car': _CAR, 'truck': _TRUCK, 'bus': _BUS, 'tram': _TRAIN}[kind]
         # wheels (under the body, seen at the front/rear corners)
-        wz = 0.33 if kind == 'car' else 0.5
+        wz = 0.33 if kind == 'car' else (0.3 if kind == 'tram' else 0.5)
         for xa in (X0 + 0.02, X1 - 0.24 if kind == 'car' else X1 - 0.32):
             xb = xa + (0.22 if kind == 'car' else 0.3)
             prims.append(('poly', cam.pts([xa, xb, xb, xa], d0 + 0.3, [0, 0, wz, wz]), tyre, label))
+        z_top = 1.0
         if kind == 'car':
             col = self._car_color()
             z_body = u(0.5, 0.62)
             self._box(prims, X0, X1, d0, d1, 0.18, z_body, col, label, side_wheels=(0.22, tyre, (0.18, 0.82)))
             cab = (X0 + 0.08, X1 - 0.08, d0 + length * u(0.25, 0.35), d0 + length * u(0.72, 0.8))
             z_roof = u(0.88, 0.99)
+            z_top = z_roof
             for name, pts in cam.box_faces(cab[0], cab[1], cab[2], cab[3], z_body, z_roof):
                 if name == 'top':
                     prims.append(('poly', pts, _scale(col, 1.1), label))
@@ -1072,8 +1399,11 @@ class _Renderer:
             # lights and plate on the near face
             lamp = (220, 30, 30) if not front else _hsv(u(40, 60), u(0.0, 0.3), 0.95)
             zl0, zl1 = z_body - 0.14, z_body - 0.05
-            prims.append(('poly', cam.pts([X0 + 0.04, X0 + 0.3, X0 + 0.3, X0 + 0.04], d0, [zl0, zl0, zl1, zl1]), lamp, label))
-            prims.append(('poly', cam.pts([X1 - 0.3, X1 - 0.04, X1 - 0.04, X1 - 0.3], d0, [zl0, zl0, zl1, zl1]), lamp, label))
+            for xa, xb in ((X0 + 0.04, X0 + 0.3), (X1 - 0.3, X1 - 0.04)):
+                pts = cam.pts([xa, xb, xb, xa], d0, [zl0, zl0, zl1, zl1])
+                prims.append(('poly', pts, lamp, label))
+                if moving and self.lamps_on:
+                    glow.append((label + 1, ('poly', pts, (255, 250, 230) if front else (255, 40, 30), None)))
             plate = self.pick([_hsv(0, 0, 0.92), _hsv(50, 0.8, 0.9)], [0.8, 0.2])
             prims.append(('poly', cam.pts([X - 0.2, X + 0.2, X + 0.2, X - 0.2], d0, [0.25, 0.25, 0.33, 0.33]), plate, label))
         elif kind == 'truck':
@@ -1092,23 +1422,75 @@ class _Renderer:
                 else:
                     self._box(prims, X0, X1, da, db, 0.45, z_top, cargo_col, label, side_wheels=(0.32, tyre, (0.2, 0.8)))
             prims.append(('poly', cam.pts([X0, X1, X1, X0], d0, [0.25, 0.25, 0.45, 0.45]), _hsv(0, 0, 0.15), label))
-        else:  # bus
+            self._vehicle_lamps(prims, glow, X0, X1, d0, 0.5, label, front, moving)
+        elif kind == 'bus':
             col = self.pick([_hsv(u(45, 55), u(0.7, 0.9), u(0.75, 0.9)), _hsv(0, 0, u(0.8, 0.95)),
                              _hsv(u(355, 365), u(0.6, 0.85), u(0.5, 0.7)), _hsv(u(200, 220), u(0.5, 0.8), u(0.4, 0.6))])
             z_top = u(2.0, 2.3)
-            faces = cam.box_faces(X0, X1, d0, d1, 0.25, z_top)
-            for name, pts in faces:
-                prims.append(('poly', pts, _scale(col, {'side': 0.85, 'top': 1.05, 'front': 1.0}[name]), label))
-                if name == 'side':
-                    Xs = X0 if X0 + cam.kappa * d0 * d0 > 0 else X1
-                    prims.append(('poly', cam.pts([Xs] * 4, [d0 + 0.4, d1 - 0.4, d1 - 0.4, d0 + 0.4], [1.1, 1.1, z_top - 0.2, z_top - 0.2]), glass, label))
-                    for dw in (0.15, 0.75):
-                        self._wheel(prims, Xs, d0 + length * dw, 0.35, tyre, label)
-                elif name == 'front':
-                    zg = 1.1 if not front else 0.9
-                    prims.append(('poly', cam.pts([X0 + 0.1, X1 - 0.1, X1 - 0.1, X0 + 0.1], d0, [zg, zg, z_top - 0.15, z_top - 0.15]), glass, label))
-        ok = self._add(d0, prims, (X0 - 0.1, X1 + 0.1, d0 - 0.3, d1 + 0.3))
+            self._coach(prims, X0, X1, d0, d1, 0.25, z_top, col, glass, tyre, label, front, (0.15, 0.75), 0.35)
+            self._vehicle_lamps(prims, glow, X0, X1, d0, 0.45, label, front, moving)
+        else:  # tram (Cityscapes 'train'): a long low-floor coach in sections, with a pantograph
+            col = self.pick([_hsv(0, 0, u(0.82, 0.95)), _hsv(u(355, 365), u(0.65, 0.9), u(0.5, 0.75)),
+                             _hsv(u(48, 56), u(0.7, 0.9), u(0.75, 0.9)), _hsv(u(200, 225), u(0.5, 0.8), u(0.35, 0.6)),
+                             _hsv(u(100, 140), u(0.4, 0.7), u(0.3, 0.5))])
+            z_top = u(2.15, 2.45)
+            n_sec = max(2, int(round(length / u(6.0, 9.0))))
+            wheels = tuple((k + 0.5) / n_sec for k in range(n_sec))
+            self._coach(prims, X0, X1, d0, d1, 0.2, z_top, col, glass, tyre, label, front, wheels, 0.28)
+            # section joints and a stripe along the visible side
+            Xs = X0 if X0 + cam.kappa * d0 * d0 > 0 else X1
+            stripe = self.pick([_hsv(0, 0, u(0.1, 0.25)), _hsv(u(0, 360), u(0.5, 0.9), u(0.4, 0.8))])
+            if (X0 + cam.kappa * d0 * d0 > 0) or (X1 + cam.kappa * d0 * d0 < 0):
+                prims.append(('poly', cam.pts([Xs] * 4, [d0 + 0.2, d1 - 0.2, d1 - 0.2, d0 + 0.2], [0.55, 0.55, 0.8, 0.8]), stripe, label))
+                for k in range(1, n_sec):
+                    dj = d0 + length * k / n_sec
+                    prims.append(('poly', cam.pts([Xs] * 4, [dj - 0.12, dj + 0.12, dj + 0.12, dj - 0.12], [0.25, 0.25, z_top, z_top]),
+                                  _scale(col, 0.55), label))
+            # pantograph on the roof of the first section
+            dp = d0 + length * u(0.25, 0.45) / n_sec * 2
+            xa, ya = cam.point(X, dp, z_top)
+            xb, yb = cam.point(X, dp + 0.6, z_top + u(0.6, 0.9))
+            xc, yc = cam.point(X, dp + 1.2, z_top)
+            t = max(0.05 * cam.g(dp), 1.0)
+            pan = _hsv(0, 0, u(0.15, 0.35))
+            prims.append(('line', (xa, ya), (xb, yb), pan, label, t))
+            prims.append(('line', (xb, yb), (xc, yc), pan, label, t))
+            self._vehicle_lamps(prims, glow, X0, X1, d0, 0.6, label, front, moving)
+        casters = [(X0, X1, d0, d1, 0.15, z_top)]
+        pools: list[tuple[np.ndarray, np.ndarray, float]] = []
+        if moving and front and self.lamps_on:  # headlight beams on the road in front of the vehicle
+            reach = self.wu(6.0, 12.0)
+            pools.append((np.array([X0 + 0.1, X1 - 0.1, X1 + 0.8, X0 - 0.8]), np.array([d0, d0, d0 - reach, d0 - reach]),
+                          self.wu(0.5, 0.8)))
+        ok = self._add(d0, prims, (X0 - 0.1, X1 + 0.1, d0 - 0.3, d1 + 0.3), casters=casters, glow=glow, pools=pools)
         return ok
+
+    def _coach(self, prims: list[tuple], X0: float, X1: float, d0: float, d1: float, z0: float, z_top: float, col: Color,
+               glass: Color, tyre: Color, label: int, front: bool, wheels: tuple[float, ...], wheel_r: float) -> None:
+        """Bus / tram body: a box with a window band along the visible side and a windscreen."""
+        cam = self.cam
+        length = d1 - d0
+        for name, pts in cam.box_faces(X0, X1, d0, d1, z0, z_top):
+            prims.append(('poly', pts, _scale(col, {'side': 0.85, 'top': 1.05, 'front': 1.0}[name]), label))
+            if name == 'side':
+                Xs = X0 if X0 + cam.kappa * d0 * d0 > 0 else X1
+                prims.append(('poly', cam.pts([Xs] * 4, [d0 + 0.4, d1 - 0.4, d1 - 0.4, d0 + 0.4], [1.1, 1.1, z_top - 0.2, z_top - 0.2]), glass, label))
+                for dw in wheels:
+                    self._wheel(prims, Xs, d0 + length * dw, wheel_r, tyre, label)
+            elif name == 'front':
+                zg = 1.1 if not front else 0.9
+                prims.append(('poly', cam.pts([X0 + 0.1, X1 - 0.1, X1 - 0.1, X0 + 0.1], d0, [zg, zg, z_top - 0.15, z_top - 0.15]), glass, label))
+
+    def _vehicle_lamps(self, prims: list[tuple], glow: list[tuple[int, tuple]], X0: float, X1: float, d0: float,
+                       z: float, label: int, front: bool, moving: bool) -> None:
+        """Head (front) or tail lamps on the near face; they glow at night when the vehicle moves."""
+        cam = self.cam
+        lamp = (235, 235, 215) if front else (200, 30, 25)
+        for xa, xb in ((X0 + 0.06, X0 + 0.3), (X1 - 0.3, X1 - 0.06)):
+            pts = cam.pts([xa, xb, xb, xa], d0, [z, z, z + 0.12, z + 0.12])
+            prims.append(('poly', pts, lamp, label))
+            if moving and self.lamps_on:
+                glow.append((label + 1, ('poly', pts, (255, 250, 230) if front else (255, 40, 30), None)))
 
     def _inset(self, pts: np.ndarray, k: float) -> np.ndarray:
         c = pts.mean(axis=0)
@@ -1141,7 +1523,8 @@ class _Renderer:
         hp = u(1.0, 1.25) * g
         bx, by = cam.point(X, d)
         prims = self._person_prims(bx, by, hp, label, walking=True)
-        return self._add(d, prims, (X - 0.25, X + 0.25, d - 0.25, d + 0.25))
+        casters = [(X - 0.15, X + 0.15, d - 0.1, d + 0.1, 0.0, hp / g)]
+        return self._add(d, prims, (X - 0.25, X + 0.25, d - 0.25, d + 0.25), casters=casters)
 
     def _person_prims(self, bx: float, by: float, hp: float, label: int, walking: bool, seated: bool = False) -> list[tuple]:
         u = self.u
@@ -1185,7 +1568,7 @@ class _Renderer:
             X = 0.5 * (side.walk[0] + side.walk[1])
         else:
             X = self.u(xl + 0.5, xr - 0.5)
-        d = self._depth(self.d_near * 1.0, min(40.0, self.d_max * 0.7))
+        d = self._depth(self.d_near * 1.7, min(40.0, self.d_max * 0.7))
         g = cam.g(d)
         bx, by = cam.point(X, d)
         r = (0.5 if motor else 0.45) * g
@@ -1214,7 +1597,139 @@ class _Renderer:
             leg = _hsv(u(210, 230), u(0.2, 0.5), u(0.1, 0.3))
             prims.append(('line', (seat[0], seat[1]), (crank[0] + facing * 0.1 * g, crank[1] + 0.2 * r), leg, _RIDER, max(0.12 * hp, 1)))
         footprint = (X - 0.4, X + 0.4, d - 0.8, d + 0.8)
-        return self._add(d, prims, footprint)
+        casters = [(X - 0.08, X + 0.08, d - 0.6, d + 0.6, 0.0, 1.15 if rider else 0.7)]
+        return self._add(d, prims, footprint, casters=casters)
+
+    # -- void objects --------------------------------------------------------------------------------
+    _VOID_KINDS = ('bin', 'bench', 'bollards', 'column', 'meter', 'barrier', 'planter')
+
+    def _place_void_objects(self) -> None:
+        """Street furniture of no Cityscapes training class on the sidewalks (labels 255, anomaly 255).
+
+        Placed last, from a child stream: they fill gaps left by everything else and never move it.
+        """
+        with self._substream():
+            if not self.cfg.void_objects:
+                return
+            walks = [s for s in self.sides if s.walk is not None and abs(s.walk[1] - s.walk[0]) > 0.9]
+            if not walks:
+                return
+            for _ in range(int(self.rng.integers(0, 9))):
+                side = self.pick(walks)
+                kind = self.pick(self._VOID_KINDS, [0.22, 0.14, 0.18, 0.1, 0.1, 0.16, 0.1])
+                self._void_object(side, kind)
+
+    def _void_object(self, side: _Side, kind: str) -> bool:
+        cam, u = self.cam, self.u
+        half_w, half_d = {'bin': (0.22, 0.22), 'bench': (0.22, u(0.45, 0.7)), 'bollards': (0.06, u(0.8, 2.5)),
+                          'column': (0.38, 0.38), 'meter': (0.1, 0.1), 'barrier': (0.08, u(0.6, 1.2)),
+                          'planter': (0.3, u(0.3, 0.6))}[kind]
+        xa, xb = side.walk  # type: ignore[misc]
+        inner, outer = side.sign * xa, side.sign * xb  # distances from the camera axis, inner < outer
+        lo, hi = inner + 0.35 + half_w, outer - 0.1 - half_w
+        if lo > hi:
+            return False
+        X = side.sign * (u(lo, hi) if kind not in ('bollards', 'barrier') or self.chance(0.3) else lo)
+        d = self._depth(self.d_near * 0.9, min(self.d_max * 0.75, 50.0)) + half_d
+        d0, d1 = d - half_d, d + half_d
+        prims: list[tuple] = []
+        V = IGNORE_ID
+        casters: list[tuple[float, float, float, float, float, float]] = []
+        if kind == 'bin':
+            col = self.pick([_hsv(u(100, 150), u(0.4, 0.7), u(0.2, 0.45)), _hsv(0, 0, u(0.15, 0.5)),
+                             _hsv(u(20, 35), u(0.7, 0.9), u(0.7, 0.9)), _hsv(u(205, 225), u(0.5, 0.8), u(0.3, 0.55))])
+            Z = u(0.6, 0.8)
+            if self.chance(0.5):
+                self._box(prims, X - half_w, X + half_w, d0, d1, 0.0, Z, col, V)
+                self._box(prims, X - half_w - 0.03, X + half_w + 0.03, d0 - 0.03, d1 + 0.03, Z, Z + 0.06, _scale(col, 0.7), V)
+            else:
+                self._cylinder(prims, X, d, half_w, 0.0, Z, col, V)
+            casters.append((X - half_w, X + half_w, d0, d1, 0.0, Z))
+        elif kind == 'bench':
+            wood = self.pick([_hsv(u(20, 35), u(0.4, 0.65), u(0.35, 0.6)), _hsv(u(100, 150), u(0.3, 0.6), u(0.2, 0.4)),
+                              _hsv(0, 0, u(0.2, 0.5))])
+            metal = _hsv(0, 0, u(0.1, 0.3))
+            Xo = X + side.sign * half_w  # backrest on the outer edge
+            for dl in (d0 + 0.05, d1 - 0.1):
+                self._box(prims, X - half_w, X + half_w, dl, dl + 0.05, 0.0, 0.3, metal, V)
+            self._box(prims, X - half_w, X + half_w, d0, d1, 0.28, 0.33, wood, V)
+            self._box(prims, min(Xo, Xo - side.sign * 0.05), max(Xo, Xo - side.sign * 0.05), d0, d1, 0.36, 0.6, wood, V)
+            casters.append((X - half_w, X + half_w, d0, d1, 0.28, 0.6))
+        elif kind == 'bollards':
+            col = self.pick([_hsv(0, 0, u(0.08, 0.3)), _hsv(0, 0, u(0.55, 0.8)), _hsv(u(0, 10), u(0.6, 0.85), u(0.45, 0.7))])
+            n = max(2, int((d1 - d0) / u(0.8, 1.4)) + 1)
+            Z = u(0.5, 0.75)
+            band = self.pick([_hsv(0, 0, 0.95), _hsv(50, 0.8, 0.9)])
+            for k in reversed(range(n)):  # far to near
+                dk = d0 + (d1 - d0) * k / max(n - 1, 1)
+                self._box(prims, X - 0.06, X + 0.06, dk - 0.06, dk + 0.06, 0.0, Z, col, V)
+                self._box(prims, X - 0.061, X + 0.061, dk - 0.061, dk + 0.061, Z - 0.15, Z - 0.08, band, V)
+                casters.append((X - 0.06, X + 0.06, dk - 0.06, dk + 0.06, 0.0, Z))
+        elif kind == 'column':  # advertising column with posters and a dome cap
+            Z = u(1.7, 2.3)
+            base = self.pick([_hsv(u(90, 150), u(0.3, 0.6), u(0.2, 0.4)), _hsv(0, 0, u(0.3, 0.6))])
+            self._cylinder(prims, X, d, half_w, 0.0, Z, base, V)
+            z = 0.3
+            while z < Z - 0.35:
+                zh = min(u(0.35, 0.7), Z - 0.3 - z)
+                self._cylinder(prims, X, d, half_w + 0.01, z, z + zh, _hsv(u(0, 360), u(0.2, 0.9), u(0.4, 0.95)), V, caps=False)
+                z += zh + 0.04
+            self._cylinder(prims, X, d, half_w + 0.05, Z - 0.06, Z, _scale(base, 0.8), V)
+            x, y = cam.point(X, d, Z)
+            g = cam.g(d)
+            prims.append(('ellipse', (x, y), (half_w * g, 0.25 * g), 0, _scale(base, 1.15), V))
+            casters.append((X - half_w, X + half_w, d0, d1, 0.0, Z + 0.2))
+        elif kind == 'meter':
+            col = _hsv(0, 0, u(0.2, 0.5))
+            self._box(prims, X - 0.03, X + 0.03, d - 0.03, d + 0.03, 0.0, 0.8, col, V)
+            self._box(prims, X - 0.1, X + 0.1, d - 0.07, d + 0.07, 0.8, 1.05, self.pick([col, _hsv(u(200, 220), 0.6, 0.5)]), V)
+            casters.append((X - 0.1, X + 0.1, d - 0.07, d + 0.07, 0.0, 1.05))
+        elif kind == 'barrier':  # construction barrier: a striped board on two feet
+            red = self.pick([_hsv(u(355, 365), u(0.75, 0.95), u(0.7, 0.9)), _hsv(u(20, 30), u(0.8, 1.0), u(0.85, 1.0))])
+            white = _hsv(0, 0, u(0.85, 0.97))
+            zb0, zb1 = u(0.45, 0.6), u(0.7, 0.85)
+            for dl in (d0, d1 - 0.05):
+                self._box(prims, X - 0.2, X + 0.2, dl, dl + 0.05, 0.0, 0.08, _hsv(0, 0, 0.15), V)
+                self._box(prims, X - 0.02, X + 0.02, dl, dl + 0.04, 0.0, zb1, white, V)
+            n = max(2, int((d1 - d0) / 0.3))
+            Xb = X - 0.02
+            for k in range(n):
+                da, db = d0 + (d1 - d0) * k / n, d0 + (d1 - d0) * (k + 1) / n
+                prims.append(('poly', cam.pts([Xb] * 4, [da, db, db, da], [zb0, zb0, zb1, zb1]), red if k % 2 == 0 else white, V))
+            casters.append((X - 0.02, X + 0.02, d0, d1, zb0, zb1))
+        else:  # planter: a concrete trough with bushes (the plants are part of the object: void)
+            concrete = _hsv(u(20, 40), u(0.0, 0.15), u(0.45, 0.7))
+            Z = u(0.35, 0.5)
+            self._box(prims, X - half_w, X + half_w, d0, d1, 0.0, Z, concrete, V)
+            g = cam.g(d)
+            x, y = cam.point(X, d, Z)
+            green = _hsv(u(80, 130), u(0.4, 0.7), u(0.25, 0.5))
+            for _ in range(3):
+                ox = u(-0.6, 0.6) * half_w * g
+                r = half_w * g * u(0.5, 0.9)
+                prims.append(('ellipse', (x + ox, y - 0.5 * r), (r, 0.7 * r), 0, _scale(green, u(0.8, 1.2)), V))
+            casters.append((X - half_w, X + half_w, d0, d1, 0.0, Z + 0.3))
+        footprint = (X - half_w, X + half_w, d0, d1)
+        return self._add(d0, prims, footprint, casters=casters, void=True)
+
+    def _cylinder(self, prims: list[tuple], X: float, d: float, r: float, z0: float, z1: float, col: Color,
+                  label: int, caps: bool = True) -> None:
+        """An upright cylinder: body, shaded side, and the visible end cap."""
+        cam = self.cam
+        g = cam.g(d)
+        x, yb = cam.point(X, d, z0)
+        _, yt = cam.point(X, d, z1)
+        rx = max(r * g, 1.0)
+        ry_b = max(r * g * abs(1.0 - z0) / max(d, 1e-3), 0.5)
+        ry_t = max(r * g * abs(1.0 - z1) / max(d, 1e-3), 0.5)
+        if caps:
+            prims.append(('ellipse', (x, yb), (rx, ry_b), 0, _scale(col, 0.85), label))
+        body = np.array([[x - rx, yt], [x + rx, yt], [x + rx, yb], [x - rx, yb]])
+        prims.append(('poly', np.rint(body).astype(np.int32), col, label))
+        shade = np.array([[x + 0.35 * rx, yt], [x + rx, yt], [x + rx, yb], [x + 0.35 * rx, yb]])
+        prims.append(('poly', np.rint(shade).astype(np.int32), _scale(col, 0.78), label))
+        if caps:
+            prims.append(('ellipse', (x, yt), (rx, ry_t), 0, _scale(col, 1.12 if z1 < 1.0 else 0.7), label))
 
     # -- anomalies -----------------------------------------------------------------------------------
     def _place_anomalies(self) -> None:
@@ -1236,21 +1751,27 @@ class _Renderer:
             self.rng = scene_rng
 
     def _try_anomaly(self, fallback: bool = False) -> bool:
-        """One placement attempt: an obstacle on the road, inside the frame, clear of other objects."""
+        """One placement attempt: an obstacle on the road, inside the frame, clear of other obstacles.
+
+        Sizes are log-uniform from small debris to large objects (world units are camera heights, about
+        1.5 m), the base row uniform below the horizon (uniform in 1/depth), so frames show anything
+        from a few pixels far away to a quarter of the frame width near by.
+        """
         cam, u = self.cam, self.u
         shape = self.pick(_FAMILY_SHAPES[self.cfg.anomaly_family])
         xl, xr = self.road
-        min_px = max(3.0, 0.012 * self.H)
+        min_px = max(3.0, 0.006 * self.H)
+        y_floor = self.y_floor  # rows below are hidden by the ego bonnet
         if fallback:  # a medium obstacle in front of the camera (the camera is always on the road)
-            y_base = cam.y_h + 0.75 * (self.H - cam.y_h)
+            y_base = cam.y_h + 0.75 * (y_floor - cam.y_h)
             size = 0.5
         else:
-            size = u(0.25, 1.0)
+            size = math.exp(u(math.log(0.12), math.log(1.3)))
             y_lo = cam.y_h + max(cam.g(self.d_max) * 1.5, 2.0)
-            y_base = u(y_lo, self.H - 1.0)
+            y_base = u(y_lo, y_floor - 1.0)
         d = cam.f / (y_base - cam.y_h)
         g = cam.g(d)
-        size = min(size, (self.W / 6.0) / g, 0.8 * (xr - xl))
+        size = min(size, (self.W / 4.0) / g, 0.8 * (xr - xl))
         if size * g < min_px and not fallback:
             return False
         # lateral range: on the road with a margin, and horizontally inside the frame at this depth
@@ -1267,7 +1788,8 @@ class _Renderer:
         if prims is None:
             return False
         footprint = (X - size / 2, X + size / 2, d - size / 2, d + size / 2)
-        return self._add(d, prims, footprint, anomaly=True)
+        casters = [(X - 0.4 * size, X + 0.4 * size, d, d + 0.5 * size, 0.0, 0.6 * size)]
+        return self._add(d, prims, footprint, anomaly=True, casters=casters)
 
     def _anomaly_colors(self) -> tuple[Color, Color]:
         family = self.cfg.anomaly_family
@@ -1286,12 +1808,17 @@ class _Renderer:
         return c1, c2
 
     def _pattern(self, h: int, w: int, scale: float) -> np.ndarray:
-        """(h, w, 3) float32 colour texture of the current family."""
+        """(h, w, 3) float32 colour texture of the current family.
+
+        Every pattern mixes the two family colours with a (nearly) binary field and/or modulates the
+        brightness of one, so hues stay within the family's hue bands.
+        """
         family = self.cfg.anomaly_family
         kind = self.pick(_FAMILY_PATTERNS[family])
         c1, c2 = (np.array(c, dtype=np.float32) for c in self._anomaly_colors())
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         p = max(scale * self.u(0.12, 0.3), 2.0)
+        bright: np.ndarray | None = None
         if kind == 'solid':
             t = np.zeros((h, w), np.float32)
         elif kind == 'stripes':
@@ -1303,6 +1830,16 @@ class _Renderer:
             lh, lw = max(int(h / p * 2), 1), max(int(w / p * 2), 1)
             low = (self.rng.random((lh, lw)) < 0.5).astype(np.float32)
             t = cv2.resize(low, (w, h), interpolation=cv2.INTER_NEAREST)
+        elif kind == 'photo':  # photo-like: blotchy regions of both colours, multi-scale shading, grain
+            field_ = self._fbm(h, w, p)
+            t = (field_ > self.u(-0.3, 0.3)).astype(np.float32)
+            bright = 0.85 + 0.3 * self._fbm(h, w, p * 0.5) + self.rng.uniform(-0.08, 0.08, (h, w)).astype(np.float32)
+        elif kind == 'metal':  # brushed metal: one colour, banded specular gradient along one direction
+            ang = self.u(0, math.pi)
+            proj = (xx * math.cos(ang) + yy * math.sin(ang)) / max(float(max(h, w)), 1.0)
+            t = np.zeros((h, w), np.float32)
+            bright = 0.7 + 0.35 * np.abs(np.sin(proj * self.u(2.0, 6.0) + self.u(0, math.pi))) \
+                + 0.05 * np.sin(yy * 1.7 + xx * 0.3)
         elif kind == 'dots':
             cx, cy = (xx % p) - p / 2, (yy % p) - p / 2
             t = ((cx * cx + cy * cy) < (p * 0.3) ** 2).astype(np.float32)
@@ -1313,10 +1850,35 @@ class _Renderer:
             ang = self.u(0, math.pi)
             proj = xx * math.cos(ang) + yy * math.sin(ang)
             t = (proj - proj.min()) / max(float(proj.max() - proj.min()), 1.0)
-        else:  # zigzag
+        elif kind == 'zigzag':
             tri = np.abs((xx / p) % 2 - 1) * p
             t = (np.floor((yy + tri) / p) % 2).astype(np.float32)
-        return c1[None, None, :] * (1 - t[..., None]) + c2[None, None, :] * t[..., None]
+        elif kind == 'wood':  # wood grain: warped dark lines in one colour, a few knots of the other
+            warp = self._fbm(h, w, p * 2.0) * p * 0.8
+            vertical = self.chance(0.5)
+            coord = (xx if vertical else yy) + warp
+            grain = np.abs(np.sin(coord * math.pi / max(p * 0.35, 1.0)))
+            bright = 0.62 + 0.4 * grain
+            t = np.zeros((h, w), np.float32)
+            for _ in range(int(self.rng.integers(0, 3))):
+                kx, ky, kr = self.u(0, w), self.u(0, h), max(p * self.u(0.15, 0.35), 1.0)
+                t = np.maximum(t, (np.hypot(xx - kx, (yy - ky) * 1.6) < kr).astype(np.float32))
+        else:  # hatch: cross-hatched lines of the second colour
+            lw_ = max(p * 0.18, 1.0)
+            t = (((xx + yy) % p < lw_) | ((xx - yy) % p < lw_)).astype(np.float32)
+        rgb = c1[None, None, :] * (1 - t[..., None]) + c2[None, None, :] * t[..., None]
+        if bright is not None:
+            rgb *= bright[..., None]
+        return rgb
+
+    def _fbm(self, h: int, w: int, p: float) -> np.ndarray:
+        """Smooth noise in about [-1, 1] with features of about p pixels (two octaves)."""
+        out = np.zeros((h, w), np.float32)
+        for k, amp in ((1.0, 0.7), (0.4, 0.3)):
+            lh, lw = max(int(h / (p * k)) + 2, 2), max(int(w / (p * k)) + 2, 2)
+            low = self.rng.standard_normal((lh, lw)).astype(np.float32)
+            out += amp * cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
+        return np.clip(out * 0.8, -1.0, 1.0)
 
     def _anomaly_prims(self, shape: str, X: float, d: float, size: float) -> list[tuple] | None:
         """Obstacle standing on the road at (X, d): a contact shadow plus one 'patch' primitive."""
@@ -1325,7 +1887,18 @@ class _Renderer:
         faces: list[tuple[np.ndarray, float]] = []  # (polygon, shade); drawn in order; shade 0 = hole
         ellipses: list[tuple[tuple[float, float], tuple[float, float], float, float]] = []
         rings: list[tuple[tuple[float, float], tuple[float, float], float, int]] = []
+        arcs: list[tuple[tuple[float, float], tuple[float, float], float, int, float, float]] = []  # + start/end deg
+        overlays: list[tuple[np.ndarray, Color]] = []  # polygons in their own colour (tape), drawn last
         half = size / 2
+        bx, by = cam.point(X, d)
+
+        def seg(p0: tuple[float, float], p1: tuple[float, float], thick: float) -> np.ndarray:
+            """A straight bar from p0 to p1 (pixels) as a quad."""
+            v = np.array([p1[0] - p0[0], p1[1] - p0[1]], dtype=np.float64)
+            n = np.array([-v[1], v[0]]) / max(float(np.hypot(*v)), 1e-6) * max(thick, 1.0) / 2
+            q = np.array([[p0[0], p0[1]], [p1[0], p1[1]], [p1[0], p1[1]], [p0[0], p0[1]]]) + np.array([n, n, -n, -n])
+            return np.rint(q).astype(np.int32)
+
         if shape == 'crate':
             depth = size * u(0.6, 1.0)
             height = size * u(0.5, 1.0)
@@ -1403,8 +1976,127 @@ class _Renderer:
             ys = -rad * hk * np.sin(ang)
             ys += by - ys.max()
             faces.append((np.rint(np.stack([xs, ys], 1)).astype(np.int32), 1.0))
+        elif shape == 'taped_box':  # a cardboard-like box with tape across its front and top
+            depth = size * u(0.6, 1.0)
+            height = size * u(0.45, 0.9)
+            X0, X1 = X - half, X + half
+            for name, pts in cam.box_faces(X0, X1, d, d + depth, 0.0, height):
+                faces.append((pts, {'side': 0.7, 'top': 1.15, 'front': 1.0}[name]))
+            tape = self.pick([_hsv(u(30, 45), u(0.25, 0.45), u(0.6, 0.8)), _hsv(0, 0, u(0.8, 0.95)), _hsv(0, 0, u(0.1, 0.2))])
+            tw = size * u(0.08, 0.15)
+            overlays.append((cam.pts([X - tw, X + tw, X + tw, X - tw], d, [0.0, 0.0, height, height]), tape))
+            if height < 1.0:
+                overlays.append((cam.pts([X - tw, X + tw, X + tw, X - tw], [d, d, d + depth, d + depth], height), _scale(tape, 1.1)))
+        elif shape == 'tyre_stack':  # tyres lying on top of each other, seen from the side
+            R = half * u(0.75, 1.0)
+            th = R * u(0.45, 0.6)
+            n = int(self.rng.integers(2, 5))
+            n = max(1, min(n, int(0.85 / th)))
+            rx = R * g
+            for k in range(n):
+                za, zb = k * th, (k + 1) * th
+                ya, yb = cam.point(X, d, za)[1], cam.point(X, d, zb)[1]
+                faces.append((np.rint(np.array([[bx - rx, ya], [bx + rx, ya], [bx + rx, yb], [bx - rx, yb]])).astype(np.int32),
+                              0.95 if k % 2 == 0 else 0.8))
+                ey = max(R * g * (1.0 - za) / d, 0.5)
+                ellipses.append(((bx, ya), (rx, ey), 0.95 if k % 2 == 0 else 0.8, 0.0))
+                for sx_ in (-1.0, 1.0):  # rounded flanks: darker towards the silhouette edges
+                    xa_, xb_ = bx + sx_ * 0.7 * rx, bx + sx_ * rx
+                    faces.append((np.rint(np.array([[xa_, ya], [xb_, ya], [xb_, yb], [xa_, yb]])).astype(np.int32), 0.62))
+                faces.append((seg((bx - rx, yb), (bx + rx, yb), max(0.1 * th * g, 1.0)), 0.4))
+            zt = n * th
+            yt = cam.point(X, d, zt)[1]
+            ey = max(R * g * (1.0 - zt) / d, 0.5)
+            ellipses.append(((bx, yt), (rx, ey), 1.15, 0.0))
+            ellipses.append(((bx, yt), (rx * 0.55, ey * 0.55), 0.3, 0.0))
+        elif shape == 'chair':  # a toppled chair: seat, backrest and legs, lying at an angle
+            sz = size * g * 0.9
+            legs_d = 0.12 * sz
+            parts = [((0.0, 0.45), (0.5, 0.45), 0.07, 1.0), ((0.0, 0.45), (0.0, 1.0), 0.07, 0.85),
+                     ((0.05, 0.45), (0.05, 0.0), 0.05, 0.7), ((0.45, 0.45), (0.45, 0.0), 0.05, 0.7),
+                     ((0.0, 0.75), (0.0, 0.7), 0.2, 0.85)]
+            ang = math.radians(u(60, 120) * self.pick([-1, 1]) if self.chance(0.8) else u(150, 210))
+            ca, sa = math.cos(ang), math.sin(ang)
+            polys = []
+            for back in (True, False):  # far legs first, a little offset
+                for (ax_, ay_), (bx_, by_), t, sh in parts:
+                    if back and sh != 0.7:
+                        continue
+                    pa = (ax_ * ca - ay_ * sa, -(ax_ * sa + ay_ * ca))
+                    pb = (bx_ * ca - by_ * sa, -(bx_ * sa + by_ * ca))
+                    q = seg((pa[0] * sz, pa[1] * sz), (pb[0] * sz, pb[1] * sz), t * sz).astype(np.float64)
+                    if back:
+                        q += [legs_d, -legs_d * 0.5]
+                    polys.append((q, sh * (0.75 if back else 1.0)))
+            lowest = max(q[:, 1].max() for q, _sh in polys)
+            cx = 0.5 * (min(q[:, 0].min() for q, _sh in polys) + max(q[:, 0].max() for q, _sh in polys))
+            for q, sh in polys:
+                faces.append((np.rint(q + [bx - cx, by - lowest]).astype(np.int32), sh))
+        elif shape == 'sack':  # a filled sack with a tied neck, resting on the road
+            a_, b_ = half * g * u(0.8, 1.0), half * g * u(0.7, 1.2)
+            th_ = np.linspace(0, 2 * math.pi, 28, endpoint=False)
+            wob = 1.0 + 0.08 * np.sin(3 * th_ + u(0, 6.28)) + 0.05 * np.sin(5 * th_ + u(0, 6.28))
+            xs = bx + a_ * np.cos(th_) * wob
+            ys = by - b_ - b_ * np.sin(th_) * wob
+            ys = np.minimum(ys, by)
+            faces.append((np.rint(np.stack([xs, ys], 1)).astype(np.int32), 1.0))
+            side_ = self.pick([-1.0, 1.0])
+            ellipses.append(((bx + side_ * 0.45 * a_, by - 0.9 * b_), (0.45 * a_, 0.8 * b_), 0.82, 0.0))
+            nw = 0.18 * a_
+            top = by - 2 * b_ * 0.98
+            faces.append((np.rint(np.array([[bx - nw, top + 0.1 * b_], [bx + nw, top + 0.1 * b_], [bx + 0.6 * nw, top - 0.35 * b_],
+                                            [bx - 0.6 * nw, top - 0.35 * b_]])).astype(np.int32), 0.9))
+            ellipses.append(((bx, top - 0.05 * b_), (nw * 1.1, max(0.08 * b_, 1.0)), 0.6, 0.0))
+        elif shape == 'animal':  # a quadruped standing on the road, seen from the side
+            sz = size * g
+            f_ = self.pick([-1.0, 1.0])
+            leg, body_h = u(0.3, 0.42), u(0.12, 0.17)
+            yb_ = by - (leg + body_h) * sz
+            for k, (lx, sh) in enumerate(((-0.3, 0.6), (0.26, 0.6), (-0.24, 0.8), (0.32, 0.8))):  # far legs first
+                xk = bx + f_ * lx * sz + (0.03 * sz if k < 2 else 0.0)
+                faces.append((seg((xk, yb_), (xk + f_ * u(-0.04, 0.04) * sz, by), 0.065 * sz), sh))
+            ellipses.append(((bx, yb_), (0.42 * sz, body_h * sz), 1.0, 0.0))
+            neck0 = (bx + f_ * 0.33 * sz, yb_ - 0.02 * sz)
+            head = (bx + f_ * u(0.5, 0.58) * sz, yb_ - u(0.2, 0.32) * sz)
+            faces.append((seg(neck0, head, 0.13 * sz), 0.95))
+            ellipses.append(((head[0] + f_ * 0.05 * sz, head[1]), (0.11 * sz, 0.065 * sz), 1.0, f_ * u(10, 30)))
+            ear = np.array([[head[0] - f_ * 0.02 * sz, head[1] - 0.04 * sz], [head[0] - f_ * 0.07 * sz, head[1] - 0.13 * sz],
+                            [head[0] + f_ * 0.03 * sz, head[1] - 0.05 * sz]])
+            faces.append((np.rint(ear).astype(np.int32), 0.85))
+            faces.append((seg((bx - f_ * 0.4 * sz, yb_ - 0.05 * sz), (bx - f_ * 0.55 * sz, yb_ + u(0.0, 0.2) * sz), 0.04 * sz), 0.8))
+        elif shape == 'bucket':  # a bucket: tapered body, rim, dark inside and a handle
+            rb, rt = half * u(0.55, 0.7), half * u(0.8, 0.95)
+            hgt = min(size * u(0.8, 1.1), 0.8)
+            yt = cam.point(X, d, hgt)[1]
+            faces.append((np.rint(np.array([[bx - rb * g, by], [bx + rb * g, by], [bx + rt * g, yt], [bx - rt * g, yt]])).astype(np.int32), 1.0))
+            ellipses.append(((bx, by), (rb * g, max(rb * g / d, 0.5)), 0.9, 0.0))
+            faces.append((np.rint(np.array([[bx + 0.4 * rb * g, by], [bx + rb * g, by], [bx + rt * g, yt], [bx + 0.4 * rt * g, yt]])).astype(np.int32), 0.8))
+            ey = max(rt * g * (1.0 - hgt) / d, 0.5)
+            ellipses.append(((bx, yt), (rt * g, ey), 1.2, 0.0))
+            ellipses.append(((bx, yt), (rt * g * 0.88, ey * 0.8), 0.4, 0.0))
+            arcs.append(((bx, yt), (rt * g * 0.95, rt * g * u(0.5, 0.9)), 0.7, max(int(round(0.04 * size * g)), 1), 180.0, 360.0))
+        elif shape == 'bag':  # a shopping / plastic bag with two handles
+            bw, bh = half * g * u(0.7, 0.95), size * g * u(0.7, 1.0)
+            tw_ = bw * u(0.75, 0.95)
+            faces.append((np.rint(np.array([[bx - bw, by], [bx + bw, by], [bx + tw_, by - bh], [bx - tw_, by - bh]])).astype(np.int32), 1.0))
+            faces.append((np.rint(np.array([[bx - 0.1 * bw, by], [bx + 0.25 * bw, by], [bx + 0.15 * tw_, by - bh], [bx - 0.05 * tw_, by - bh]])).astype(np.int32), 0.85))
+            for hx in (-0.45, 0.45):
+                arcs.append(((bx + hx * tw_, by - bh), (0.35 * tw_, 0.3 * bh), 0.75, max(int(round(0.05 * bw)), 1), 180.0, 360.0))
+        elif shape == 'pallet':  # a wooden pallet lying flat: slats on top, blocks and gaps at the front
+            depth = size * u(0.6, 0.8)
+            height = size * u(0.12, 0.16)
+            X0, X1 = X - half, X + half
+            for name, pts in cam.box_faces(X0, X1, d, d + depth, 0.0, height):
+                faces.append((pts, {'side': 0.7, 'top': 1.1, 'front': 0.9}[name]))
+            n = int(self.rng.integers(4, 7))
+            for k in range(n - 1):  # gaps between the top slats
+                xa = X0 + (X1 - X0) * (k + 1) / n - 0.02 * size
+                faces.append((cam.pts([xa, xa + 0.04 * size, xa + 0.04 * size, xa], [d, d, d + depth, d + depth], height), 0.3))
+            for k in range(2):  # openings between the three blocks of the front face
+                xa = X0 + (X1 - X0) * (0.12 + 0.42 * k)
+                xb = xa + (X1 - X0) * 0.3
+                faces.append((cam.pts([xa, xb, xb, xa], d, [0.0, 0.0, 0.6 * height, 0.6 * height]), 0.25))
         else:  # plank: a long thin slab leaning or lying on the road
-            bx, by = cam.point(X, d)
             L, T = size * g, max(size * g * u(0.1, 0.2), 2.0)
             ang = math.radians(u(-30, 30))
             along = np.array([math.cos(ang), math.sin(ang)]) * L / 2
@@ -1419,7 +2111,10 @@ class _Renderer:
         xs0, ys0, xs1, ys1 = [], [], [], []
         for pts, _s in faces:
             xs0.append(pts[:, 0].min()), ys0.append(pts[:, 1].min()), xs1.append(pts[:, 0].max()), ys1.append(pts[:, 1].max())
+        for pts, _c in overlays:
+            xs0.append(pts[:, 0].min()), ys0.append(pts[:, 1].min()), xs1.append(pts[:, 0].max()), ys1.append(pts[:, 1].max())
         extents = [(c, max(a), 0) for c, a, _s, _ang in ellipses] + [(c, max(a), t) for c, a, _s, t in rings]
+        extents += [(c, max(a), t) for c, a, _s, t, _a0, _a1 in arcs]
         for (cx, cy), r, t in extents:
             xs0.append(cx - r - t), ys0.append(cy - r - t), xs1.append(cx + r + t), ys1.append(cy + r + t)
         x0, y0 = int(math.floor(min(xs0))) - 1, int(math.floor(min(ys0))) - 1
@@ -1437,6 +2132,17 @@ class _Renderer:
         for (cx, cy), (ax, ay), s, t in rings:
             cv2.ellipse(shade, (int(round(cx - x0)), int(round(cy - y0))), (max(int(round(ax)), 1), max(int(round(ay)), 1)),
                         0, 0, 360, float(s), t, _LINE)
+        for (cx, cy), (ax, ay), s, t, a0, a1 in arcs:
+            cv2.ellipse(shade, (int(round(cx - x0)), int(round(cy - y0))), (max(int(round(ax)), 1), max(int(round(ay)), 1)),
+                        0, a0, a1, float(s), t, _LINE)
+        over = None
+        if overlays:
+            over = np.zeros((h, w, 3), dtype=np.uint8)
+            over_mask = np.zeros((h, w), dtype=np.uint8)
+            for pts, col in overlays:
+                cv2.fillPoly(over, [(pts - off).astype(np.int32)], col, _LINE)
+                cv2.fillPoly(over_mask, [(pts - off).astype(np.int32)], 1, _LINE)
+                cv2.fillPoly(shade, [(pts - off).astype(np.int32)], 1.0, _LINE)
         mask = shade > 0
         if not mask.any():
             return None
@@ -1447,7 +2153,7 @@ class _Renderer:
         # enough of it must be visible inside the frame
         vis = mask[max(-y0, 0) : max(self.H - y0, 0), max(-x0, 0) : max(self.W - x0, 0)]
         n_vis = int(vis.sum())
-        if n_vis < max(6.0, (0.012 * self.H) ** 2) or n_vis < 0.6 * mask.sum():
+        if n_vis < max(6.0, (0.008 * self.H) ** 2) or n_vis < 0.6 * mask.sum():
             return None
         # obstacles are lower than the camera: nothing reaches the horizon
         top_row = int(np.argmax(mask.any(axis=1))) + y0
@@ -1455,16 +2161,192 @@ class _Renderer:
             return None
         rgb = self._pattern(h, w, max(size * g, 4.0)) * shade[..., None]
         rgb = np.clip(rgb, 0, 255).astype(np.uint8)
-        bx, by = cam.point(X, d)
+        if over is not None:
+            np.copyto(rgb, over, where=over_mask[..., None].astype(bool))
         shadow = ('ellipse', (bx, by), (max(half * g * 1.1, 1.0), max(half * g * 0.18, 1.0)), 0,
                   _scale(self.style['road'], 0.45), None)
         return [shadow, ('patch', x0, y0, rgb, mask)]
 
     # -- post-processing -----------------------------------------------------------------------------
+    def _all_casters(self) -> list[tuple[float, float, float, float, float, float]]:
+        out = list(self.casters)
+        for o in self.objects:
+            out.extend(o.casters)
+        return out
+
+    def _ground_polygon(self, Xs: np.ndarray, ds: np.ndarray) -> np.ndarray | None:
+        """Pixel polygon of a convex ground polygon (world X, d), clipped to d >= a near plane below the frame."""
+        cam = self.cam
+        d_min = 0.25 * self.d_near
+        if ds.min() < d_min:
+            if ds.max() <= d_min:
+                return None
+            # Sutherland-Hodgman against d >= d_min
+            px, pd = [], []
+            n = len(Xs)
+            for i in range(n):
+                xa, da, xb, db = Xs[i], ds[i], Xs[(i + 1) % n], ds[(i + 1) % n]
+                if da >= d_min:
+                    px.append(xa), pd.append(da)
+                if (da >= d_min) != (db >= d_min):
+                    t = (d_min - da) / (db - da)
+                    px.append(xa + t * (xb - xa)), pd.append(d_min)
+            Xs, ds = np.array(px), np.array(pd)
+        if cam.kappa != 0.0:  # the road bends: subdivide edges so that they follow the curve
+            t = np.linspace(0.0, 1.0, 5, endpoint=False)[None, :]
+            Xs = (Xs[:, None] + (np.roll(Xs, -1)[:, None] - Xs[:, None]) * t).ravel()
+            ds = (ds[:, None] + (np.roll(ds, -1)[:, None] - ds[:, None]) * t).ravel()
+        return cam.pts(Xs, ds)
+
+    def _shadow_mask(self) -> np.ndarray:
+        """uint8 (H, W): 1 where a sun shadow falls on the ground plane (cast by buildings, walls, trees,
+        vehicles, persons, poles, street furniture and obstacles). Callers keep it on ground pixels only."""
+        sun = self.wx['sun']
+        sx, sd = sun['sx'], sun['sd']
+        mask = np.zeros((self.H, self.W), dtype=np.uint8)
+        corners_x = np.array([0, 1, 1, 0, 0, 1, 1, 0])
+        corners_d = np.array([0, 0, 1, 1, 0, 0, 1, 1])
+        for X0, X1, d0, d1, Z0, Z1 in self._all_casters():
+            zs = np.where(np.arange(8) < 4, Z0, Z1)
+            wx_ = np.where(corners_x == 0, X0, X1) + zs * sx
+            wd_ = np.where(corners_d == 0, d0, d1) + zs * sd
+            hull = cv2.convexHull(np.stack([wx_, wd_], 1).astype(np.float32))[:, 0, :].astype(np.float64)
+            pts = self._ground_polygon(hull[:, 0], hull[:, 1])
+            if pts is not None and len(pts) >= 3:
+                cv2.fillPoly(mask, [pts], 1, _LINE)
+        return mask
+
+    def _pool_map(self) -> np.ndarray:
+        """float32 (H, W) in [0, 1]: light pools of street lamps and headlights on the ground (soft)."""
+        H, W = self.H, self.W
+        s = 4
+        h, w = max(H // s, 2), max(W // s, 2)
+        pools = np.zeros((h, w), dtype=np.float32)
+        for o in self.objects:
+            for Xs, ds, strength in o.pools:
+                pts = self._ground_polygon(np.asarray(Xs, dtype=np.float64), np.asarray(ds, dtype=np.float64))
+                if pts is not None and len(pts) >= 3:
+                    cv2.fillPoly(pools, [(pts // s).astype(np.int32)], float(strength), _LINE)
+        sigma = max(w / 90.0, 0.8)
+        pools = cv2.GaussianBlur(pools, (0, 0), sigma)
+        return cv2.resize(pools, (W, H), interpolation=cv2.INTER_LINEAR)
+
+    def _fog_map(self) -> np.ndarray:
+        """float32 (H, W) fog alpha from an approximate depth per pixel: ground pixels by row, side
+        structures by column (facade planes), objects by their own depth, sky at the far end."""
+        cam, H, W = self.cam, self.H, self.W
+        fog = self.wx['fog']
+        lab = self.canvas.lab
+        rows = np.arange(H, dtype=np.float64) + 0.5 - cam.y_h
+        d_row = np.where(rows > 0, cam.f / np.maximum(rows, 1e-6), self.d_max)
+        a_row = self._fog_alpha(np.minimum(d_row, self.d_max)).astype(np.float32)
+        cols = np.arange(W, dtype=np.float64) + 0.5 - cam.vx
+        facade = np.where(cols < 0, abs(self.sides[0].facade), abs(self.sides[1].facade))
+        d_col = np.minimum(cam.f * facade / np.maximum(np.abs(cols), 1e-6), self.d_max)
+        a_col = self._fog_alpha(d_col).astype(np.float32)
+        ground = cv2.LUT(lab, _GROUND_LUT).view(bool)
+        alpha = np.where(ground, a_row[:, None], a_col[None, :])
+        alpha[lab == _SKY] = fog['sky']
+        code = self.depth_code
+        if code is not None:
+            obj = code > 0
+            if obj.any():
+                lut = np.concatenate([[0.0], np.arange(255) / 254.0]).astype(np.float32)
+                alpha[obj] = lut[code[obj]]
+        return alpha
+
+    def _rain_layer(self) -> np.ndarray:
+        """float32 (H, W): anti-aliased rain streaks (additive grey levels)."""
+        H, W = self.H, self.W
+        rain = self.wx['rain']
+        wr = self.wrng
+        n = int(H * W / 1000.0 * rain['density'])
+        L = H * rain['length']
+        layer = np.zeros((H, W), dtype=np.uint8)
+        if n > 0:
+            x0 = wr.uniform(-L, W + L, n)
+            y0 = wr.uniform(-L, H, n)
+            ln = L * wr.uniform(0.5, 1.2, n)
+            ang = rain['angle'] + wr.uniform(-0.05, 0.05, n)
+            seg = np.stack([np.stack([x0, y0], 1), np.stack([x0 + np.sin(ang) * ln, y0 + np.cos(ang) * ln], 1)], 1)
+            seg = np.rint(seg).astype(np.int32)
+            half = n // 2
+            cv2.polylines(layer, list(seg[:half]), False, 255, 1, cv2.LINE_AA)
+            cv2.polylines(layer, list(seg[half:]), False, 150, 1, cv2.LINE_AA)
+        return layer.astype(np.float32) * (rain['amp'] / 255.0)
+
+    def _wet_road(self) -> None:
+        """Rain: the road mirrors the scene faintly (strongest at grazing angles, near the horizon)."""
+        cam, H = self.cam, self.H
+        img, lab = self.canvas.img, self.canvas.lab
+        r0 = self.wx['rain']['reflect']
+        scale = 0.35 * max(H - cam.y_h, 1.0)
+        y0 = min(max(int(math.ceil(cam.y_h)), 0), H)
+        # rows where the reflection is visible at all (alpha >= 0.02)
+        y1 = min(H, int(cam.y_h + scale * math.log(max(r0 / 0.02, 1.0))) + 1)
+        if y0 >= y1:
+            return
+        src = np.clip(np.rint(2.0 * cam.y_h - np.arange(y0, y1)), 0, H - 1).astype(np.intp)
+        refl = cv2.blur(img[src], (3, max(3, H // 60)))
+        part = img[y0:y1]
+        mixed = np.empty_like(part)
+        band = max(2, H // 128)
+        for ya in range(0, y1 - y0, band):  # alpha is constant over thin bands of rows
+            yb = min(ya + band, y1 - y0)
+            alpha = r0 * math.exp(-(y0 + 0.5 * (ya + yb) - cam.y_h) / scale)
+            cv2.addWeighted(part[ya:yb], 1.0 - alpha, refl[ya:yb], alpha, 0.0, dst=mixed[ya:yb])
+        np.copyto(part, mixed, where=(lab[y0:y1] == _ROAD)[..., None])
+
+    def _glow(self, emissive: np.ndarray) -> np.ndarray:
+        """float32 (H, W, 3) bloom around emitting pixels."""
+        H, W = self.H, self.W
+        src = cv2.bitwise_and(self.canvas.img, self.canvas.img, mask=emissive.view(np.uint8))
+        s = 8
+        small = cv2.resize(src, (max(W // s, 2), max(H // s, 2)), interpolation=cv2.INTER_AREA).astype(np.float32)
+        small = cv2.GaussianBlur(small, (0, 0), max(W / s / 160.0, 0.8))
+        small += cv2.GaussianBlur(small, (0, 0), max(W / s / 50.0, 1.5))
+        return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR) * float(self.wx['glow'])
+
+    def _light_map(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(gain, emissive): per-pixel light level (None = uniform) and the pixels that emit light."""
+        wx, lab = self.wx, self.canvas.lab
+        light: np.ndarray | None = None
+        emissive: np.ndarray | None = None
+        sky = None
+        if wx['sun'] is not None:
+            sun = wx['sun']
+            ground = cv2.LUT(lab, _GROUND_LUT).view(bool)
+            # vertical surfaces: each side of the street faces the sun more or less
+            x = np.arange(self.W, dtype=np.float32) + 0.5 - np.float32(self.cam.vx)
+            t = np.clip(x / max(self.W * 0.02, 1.0) * 0.5 + 0.5, 0.0, 1.0)
+            col_gain = (sun['left'] * (1 - t) + sun['right'] * t).astype(np.float32)
+            light = np.where(ground, np.float32(1.0), col_gain[None, :])
+            shadow = self._shadow_mask()
+            shadow &= ground.view(np.uint8)
+            light[shadow.view(bool)] = sun['shade']
+            sky = lab == _SKY
+            light[sky] = 1.0
+        if wx['rain'] is not None:
+            wet = np.where(lab == _ROAD, np.float32(wx['rain']['wet']), np.float32(1.0))
+            light = wet if light is None else light * wet
+        if self.lamps_on:
+            amb = wx['ambient']
+            night = amb + (1.0 - amb) * np.minimum(self._pool_map() * wx['pool'], 1.0)
+            light = night if light is None else light * night
+            code = cv2.LUT(lab, _EMIT_LUT)
+            emissive = (self.emit == code) & (code > 0)
+            if sky is None:
+                sky = lab == _SKY
+            light[sky] = 1.0
+            light[emissive] = 1.0 / max(float(np.mean(wx['tint'])), 0.5)
+        return light, emissive
+
     def _finish(self) -> np.ndarray:
-        """Image-only appearance: per-class texture noise at three scales, colour cast, exposure, blur."""
+        """Image-only appearance: weather and lighting, per-class texture noise at three scales, colour
+        cast, exposure, blur."""
         H, W = self.H, self.W
         rng = self.finish_rng
+        wx = self.wx
         lab = self.canvas.lab
         lut = np.zeros((3, 256), dtype=np.float32)
         for cls, amps in _TEXTURE.items():
@@ -1486,20 +2368,41 @@ class _Renderer:
         cast = cast_top + (cast_bottom - cast_top) * rows  # (H, 3)
         contrast = float(rng.uniform(0.75, 1.2))
         gain = rng.uniform(0.92, 1.08, 3) * contrast
-        bias = float(rng.uniform(-25, 25)) + 128.0 * (1 - contrast)
+        bias = (float(rng.uniform(-25, 25)) + 128.0 * (1 - contrast)) * wx['bias_k']
+        blur = rng.random() < 0.75
+        sigma = float(rng.uniform(0.4, 1.0)) * max(min(H / 512.0, 2.0), 0.5)
+        # weather (pixels only): wet road, light (sun and shadows, night lamps), fog, rain, glow
+        if wx['rain'] is not None:
+            self._wet_road()
+            noise += self._rain_layer()
+        light, emissive = self._light_map()
+        ambient = 1.0 if self.lamps_on else wx['ambient']  # at night the light map carries the ambient level
+        gain = gain * np.asarray(wx['tint']) * ambient
+        fog_alpha = fog_col = None
+        if wx['fog'] is not None:
+            fog_alpha = self._fog_map()
+            fog_col = np.asarray(wx['fog']['color'], dtype=np.float32) / max(ambient, 1e-3)
+            keep = 1.0 - fog_alpha
+            light = keep if light is None else light * keep
+        glow = self._glow(emissive) if emissive is not None and emissive.any() else None
         img = self.canvas.img
         channels = []
         for k in range(3):
             ch = img[:, :, k].astype(np.float32)
             ch += noise
             ch += cast[:, k : k + 1]
+            if light is not None:
+                ch *= light
+            if fog_alpha is not None:
+                ch += fog_alpha * float(fog_col[k])  # type: ignore[index]
             ch *= float(gain[k])
             ch += bias
+            if glow is not None:
+                ch += glow[:, :, k]
             channels.append(ch)
         out = cv2.merge(channels)
         np.clip(out, 0, 255, out=out)
         out = out.astype(np.uint8)
-        if rng.random() < 0.75:
-            sigma = float(rng.uniform(0.4, 1.0)) * max(min(H / 512.0, 2.0), 0.5)
+        if blur:
             out = cv2.GaussianBlur(out, (0, 0), sigma)
         return out
