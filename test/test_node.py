@@ -120,3 +120,31 @@ def test_cli_node_rejects_unknown_key_in_params_file(tmp_path: Path, ros_env: di
     r = subprocess.run([sys.executable, '-m', 'anomaly_seg_ros.cli', 'node', '--params', str(p)],
                        env=ros_env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown key 'scorrer'" in r.stderr, r.stderr
+
+
+def test_node_runs_an_imported_onnx_model(tmp_path: Path, ros_env: dict[str, str]) -> None:
+    """A network from outside (ONNX, 19 classes + void) served by the node through onnxruntime."""
+    pytest.importorskip('onnxruntime')
+    import torch
+
+    from anomaly_seg_ros.backends.export import export_onnx
+    from anomaly_seg_ros.importer import ImportOptions, import_model
+    from anomaly_seg_ros.nets import build_net
+
+    torch.manual_seed(1)
+    onnx_path = export_onnx(build_net('icnet_small', 20, width=8), 128, 256, tmp_path / 'ext.onnx')
+    model = import_model(onnx_path, 'onnx', ImportOptions(name='ext', void_channel=True), tmp_path / 'models')
+    ns = _ns()
+    params = {'model': str(model), 'backend': 'onnxruntime', 'scorer': 'void'}
+    with NodeProcess(PARAMS, ns, ros_env, params) as proc:
+        client = FrameClient(ns)
+        try:
+            assert client.wait_connected(90), proc.log()
+            assert client.handshake(60), proc.log()
+            client.publish(5_000_000_000, np.full((60, 90, 3), 120, np.uint8), 'rgb8')
+            assert client.wait_for(5_000_000_000, 30), proc.log()
+            score = client.received.by_topic['anomaly_score'][5_000_000_000][0]
+            assert (score.height, score.width, score.encoding) == (60, 90, '32FC1')
+        finally:
+            client.close()
+    assert "scorer 'void', backend onnxruntime" in proc.log()

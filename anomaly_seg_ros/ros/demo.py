@@ -32,7 +32,7 @@ def run_demo(model: str, frames: int, size: tuple[int, int], out: Path, seed: in
     with NodeProcess(default_params_file(), ns, env, {'model': model}) as proc:
         client = FrameClient(ns)
         try:
-            if not client.wait_connected(120):
+            if not (client.wait_connected(120) and client.handshake(60)):
                 print(f'demo: the node did not come up; its log:\n{proc.log()}', file=sys.stderr)
                 return 1
             for i in tqdm(range(frames), desc='demo frames'):

@@ -159,6 +159,29 @@ class FrameClient:
             time.sleep(0.05)
         return False
 
+    def handshake(self, timeout: float = 60.0, size: tuple[int, int] = (32, 64)) -> bool:
+        """Publish small probe frames until the node answers one; then forget the probes.
+
+        Graph matching (wait_connected) is not delivery: a best-effort link can drop what is sent in the
+        first instants after matching. A frame that made the round trip proves the whole path works.
+        """
+        deadline = time.monotonic() + timeout
+        probe = np.zeros((*size, 3), np.uint8)
+        stamp = 1  # probe stamps sit far below any real stamp (1 ns after the epoch)
+        while time.monotonic() < deadline:
+            self.publish(stamp, probe, 'rgb8', frame_id='handshake')
+            if self.wait_for(stamp, 0.5):
+                time.sleep(0.2)  # let outputs of earlier probes that are still in flight arrive
+                with self._lock:
+                    for topic in self.received.by_topic.values():
+                        for k in [k for k in topic if k < 1_000_000]:
+                            del topic[k]
+                    for k in [k for k in self.sent if k < 1_000_000]:
+                        del self.sent[k]
+                return True
+            stamp += 1
+        return False
+
     def publish(self, stamp_ns: int, rgb: np.ndarray | None = None, encoding: str = 'rgb8', *,
                 raw: tuple[int, int, int, bytes] | None = None, frame_id: str = 'camera') -> None:
         """Publish a frame; `raw=(height, width, step, data)` sends arbitrary (even corrupt) bytes."""

@@ -61,7 +61,7 @@ def evaluate_live(
         with NodeProcess(params, ns, env) as proc:
             client = FrameClient(ns, outputs=_OUTPUTS, reliable=True)
             try:
-                if not client.wait_connected(120):
+                if not (client.wait_connected(120) and client.handshake(60)):
                     raise AnomalySegError(f'evaluate live: the node did not come up; its log:\n{proc.log()}')
                 from tqdm import tqdm
 

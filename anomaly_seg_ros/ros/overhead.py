@@ -24,7 +24,7 @@ def node_latency(model: str, scorer: str, device: str, frames: list[np.ndarray],
     with NodeProcess(default_params_file(), ns, env, params) as proc:
         client = FrameClient(ns)
         try:
-            if not client.wait_connected(120):
+            if not (client.wait_connected(120) and client.handshake(60)):
                 raise AnomalySegError(f'bench: node did not start; log:\n{proc.log()}')
             for i in range(runs + 1):
                 stamp = 1_000_000_000 + i
