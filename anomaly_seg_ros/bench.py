@@ -44,8 +44,10 @@ def print_table(title: str, table: dict[str, np.ndarray]) -> None:
 
 
 def machine_line(device: str) -> str:
-    return (f'machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, '
-            f'{torch.get_num_threads()} threads, device {device}')
+    return (
+        f'machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, '
+        f'{torch.get_num_threads()} threads, device {device}'
+    )
 
 
 def run_bench(model: str, scorer: str, frames: int, ros: bool, device: str) -> None:
@@ -69,5 +71,7 @@ def run_bench(model: str, scorer: str, frames: int, ros: bool, device: str) -> N
         through = node_latency(model, scorer, device, images[size], frames)
         p50_d = float(np.percentile(direct[size]['total'], 50))
         p50_r = float(np.percentile(through, 50))
-        print(f'  {size[0]}x{size[1]:<6} {p50_d:10.1f} ms {p50_r:9.1f} ms {p50_r / p50_d:7.2f} '
-              f'{np.percentile(through, 95):9.1f} ms')
+        print(
+            f'  {size[0]}x{size[1]:<6} {p50_d:10.1f} ms {p50_r:9.1f} ms {p50_r / p50_d:7.2f} '
+            f'{np.percentile(through, 95):9.1f} ms'
+        )

@@ -10,7 +10,6 @@ import yaml
 from torch import nn
 
 from .config import InputSpec
-
 from .errors import CheckpointError
 
 __all__ = ['load_state_dict_strict', 'save_state_dict', 'write_model_folder']
@@ -21,7 +20,7 @@ def load_state_dict_strict(net: nn.Module, path: Path) -> None:
         raise CheckpointError(f'{path}: weights file not found')
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # torch raises pickle, zip and runtime errors alike for a bad file
+    except Exception as e:  # noqa: BLE001 - torch raises pickle, zip and runtime errors alike for a bad file
         raise CheckpointError(f'{path}: cannot load weights: {type(e).__name__}: {e}') from None
     if isinstance(state, dict) and 'state_dict' in state and isinstance(state['state_dict'], dict):
         state = state['state_dict']  # training checkpoints wrap the weights with optimiser state
@@ -54,7 +53,12 @@ def _short(items: list[str], n: int = 8) -> str:
 
 
 def write_model_folder(
-    out: Path, net: nn.Module, architecture: str, arch_args: dict[str, Any], spec: InputSpec, scorer: str,
+    out: Path,
+    net: nn.Module,
+    architecture: str,
+    arch_args: dict[str, Any],
+    spec: InputSpec,
+    scorer: str,
     description: str,
 ) -> None:
     """The model folder is the unit users pass around: weights plus the contract to run them (model.yaml)."""
@@ -69,8 +73,12 @@ def write_model_folder(
         'weights': 'model.pt',
         'classes': 'cityscapes',
         'input': {
-            'height': spec.height, 'width': spec.width, 'channel_order': spec.channel_order,
-            'scale': spec.scale, 'mean': list(spec.mean), 'std': list(spec.std),
+            'height': spec.height,
+            'width': spec.width,
+            'channel_order': spec.channel_order,
+            'scale': spec.scale,
+            'mean': list(spec.mean),
+            'std': list(spec.std),
         },
         'scorer': scorer,
     }

@@ -42,9 +42,18 @@ def _cmd_train_seg(args: argparse.Namespace) -> int:
     from .train.seg import SegTrainConfig, train_segmentation
 
     cfg = SegTrainConfig(
-        out=args.out, width=args.width, input_height=args.input_size[1], input_width=args.input_size[0],
-        crop_height=args.crop[1], crop_width=args.crop[0], batch=args.batch, iters=args.iters, lr=args.lr,
-        eval_every=args.eval_every, seed=args.seed, threads=args.threads,
+        out=args.out,
+        width=args.width,
+        input_height=args.input_size[1],
+        input_width=args.input_size[0],
+        crop_height=args.crop[1],
+        crop_width=args.crop[0],
+        batch=args.batch,
+        iters=args.iters,
+        lr=args.lr,
+        eval_every=args.eval_every,
+        seed=args.seed,
+        threads=args.threads,
     )
     if args.dataset == 'synthetic':
         from .data.synthetic import SyntheticWorld, WorldConfig
@@ -96,7 +105,7 @@ def _scale(text: str) -> float:
             return float(num) / float(den)
         return float(text)
     except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"expected a number like 1 or 1/255, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f'expected a number like 1 or 1/255, got {text!r}') from None
 
 
 def _kv(text: str) -> tuple[str, object]:
@@ -112,17 +121,29 @@ def _cmd_import_model(args: argparse.Namespace) -> int:
     from .config import default_models_dir
     from .importer import ImportOptions, import_model
 
-    fmt, source = next((f, p) for f, p in (('onnx', args.onnx), ('torch', args.torch),
-                                            ('torchscript', args.torchscript)) if p is not None)
+    fmt, source = next(
+        (f, p)
+        for f, p in (('onnx', args.onnx), ('torch', args.torch), ('torchscript', args.torchscript))
+        if p is not None
+    )
     opts = ImportOptions(
-        name=args.name or source.stem, classes=args.classes, input_size=args.input_size,
-        channel_order=args.channel_order, scale=args.scale, mean=args.mean, std=args.std,
-        void_channel=args.void_channel, scorer=args.scorer, architecture=args.architecture or 'external',
+        name=args.name or source.stem,
+        classes=args.classes,
+        input_size=args.input_size,
+        channel_order=args.channel_order,
+        scale=args.scale,
+        mean=args.mean,
+        std=args.std,
+        void_channel=args.void_channel,
+        scorer=args.scorer,
+        architecture=args.architecture or 'external',
         arch_args=dict(args.arch_arg or []),
     )
     out = import_model(source, fmt, opts, args.models_dir or default_models_dir(), overwrite=args.overwrite)
-    print(f'wrote {out} (validated by a forward pass); run it with: anomaly-seg node --params ... '
-          f'--ros-args -p model:={out}')
+    print(
+        f'wrote {out} (validated by a forward pass); run it with: anomaly-seg node --params ... '
+        f'--ros-args -p model:={out}'
+    )
     return 0
 
 
@@ -140,13 +161,22 @@ def _pair(kind: type) -> object:
 def _cmd_blend(args: argparse.Namespace) -> int:
     from .data.blend import BlendConfig, blend_folder
 
-    cfg = BlendConfig(objects_per_image=args.objects_per_image, scale_range=args.scale_range, horizon=args.horizon,
-                      in_distribution_prob=args.in_dist_prob, glow_prob=args.glow_prob,
-                      motion_blur=not args.no_motion_blur, depth_blur=not args.no_depth_blur,
-                      color_noise=args.color_noise, seed=args.seed)
+    cfg = BlendConfig(
+        objects_per_image=args.objects_per_image,
+        scale_range=args.scale_range,
+        horizon=args.horizon,
+        in_distribution_prob=args.in_dist_prob,
+        glow_prob=args.glow_prob,
+        motion_blur=not args.no_motion_blur,
+        depth_blur=not args.no_depth_blur,
+        color_noise=args.color_noise,
+        seed=args.seed,
+    )
     n = blend_folder(args.images, args.objects, args.out, cfg, in_dist_dir=args.in_dist_objects, limit=args.limit)
-    print(f'wrote {n} blended images to {args.out}/images, labels (0 in-dist, 1 anomaly, 255 ignore) to '
-          f'{args.out}/labels, settings to {args.out}/blend.json')
+    print(
+        f'wrote {n} blended images to {args.out}/images, labels (0 in-dist, 1 anomaly, 255 ignore) to '
+        f'{args.out}/labels, settings to {args.out}/blend.json'
+    )
     return 0
 
 
@@ -154,13 +184,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import EvaluateOptions, run_evaluate
 
     opts = EvaluateOptions(
-        bag=args.bag, dataset=args.dataset, root=args.root, split=args.split, count=args.count, seed=args.seed,
-        size=args.size, limit=args.limit, image_topic=args.image_topic, anomaly_topic=args.anomaly_topic,
-        labels_topic=args.labels_topic, strict=args.strict, mode=args.mode, params=args.params,
+        bag=args.bag,
+        dataset=args.dataset,
+        root=args.root,
+        split=args.split,
+        count=args.count,
+        seed=args.seed,
+        size=args.size,
+        limit=args.limit,
+        image_topic=args.image_topic,
+        anomaly_topic=args.anomaly_topic,
+        labels_topic=args.labels_topic,
+        strict=args.strict,
+        mode=args.mode,
+        params=args.params,
         overrides={'model': args.model, 'scorer': args.scorer, 'backend': args.backend, 'device': args.device},
-        rate_scale=args.rate_scale, late_ms=args.late_ms, exact=args.exact, bins=args.bins,
-        threshold=args.threshold, min_gt_size=args.min_gt_size, min_pred_size=args.min_pred_size,
-        worst_k=args.worst, out=args.out,
+        rate_scale=args.rate_scale,
+        late_ms=args.late_ms,
+        exact=args.exact,
+        bins=args.bins,
+        threshold=args.threshold,
+        min_gt_size=args.min_gt_size,
+        min_pred_size=args.min_pred_size,
+        worst_k=args.worst,
+        out=args.out,
     )
     run = run_evaluate(opts)
     print(json.dumps(_headline(run.report), indent=2))
@@ -177,11 +224,17 @@ def _headline(report: dict) -> dict:
     lat = report.get('latency', {})
     return {
         'evaluated': report['evaluated'],
-        'AP': px.get('ap'), 'FPR95': px.get('fpr95'), 'AUROC': px.get('auroc'),
-        'anomaly_pixels': px.get('n_pos'), 'in_distribution_pixels': px.get('n_neg'), 'note': px.get('note'),
+        'AP': px.get('ap'),
+        'FPR95': px.get('fpr95'),
+        'AUROC': px.get('auroc'),
+        'anomaly_pixels': px.get('n_pos'),
+        'in_distribution_pixels': px.get('n_neg'),
+        'note': px.get('note'),
         'mIoU': seg.get('miou'),
-        'smiyc_mean_F1': comp.get('smiyc', {}).get('mean_f1'), 'chan_F1': comp.get('chan', {}).get('f1'),
-        'latency_end_to_end': lat.get('end_to_end'), 'frames_by_status': lat.get('frames_by_status'),
+        'smiyc_mean_F1': comp.get('smiyc', {}).get('mean_f1'),
+        'chan_F1': comp.get('chan', {}).get('f1'),
+        'latency_end_to_end': lat.get('end_to_end'),
+        'frames_by_status': lat.get('frames_by_status'),
         'skipped': len(report.get('skipped', [])),
     }
 
@@ -205,8 +258,14 @@ def _cmd_bag(args: argparse.Namespace) -> int:
         samples = open_dataset(args.format, args.root, **({'split': args.split} if args.split else {}))
     if args.limit is not None:
         samples = [samples[i] for i in range(min(args.limit, len(samples)))]  # type: ignore[arg-type, index]
-    summary = write_bag(samples, args.out, storage=args.storage, compressed=args.compressed,  # type: ignore[arg-type]
-                        rate_hz=args.rate, frame_id=args.frame_id)
+    summary = write_bag(
+        samples,
+        args.out,
+        storage=args.storage,
+        compressed=args.compressed,  # type: ignore[arg-type]
+        rate_hz=args.rate,
+        frame_id=args.frame_id,
+    )
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -279,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument('--scale', type=_scale, default=1 / 255, help='multiply uint8 pixels by this first: 1 or 1/255')
     im.add_argument('--mean', type=_triple, default=(0.485, 0.456, 0.406), help='per channel, after scaling')
     im.add_argument('--std', type=_triple, default=(0.229, 0.224, 0.225), help='per channel, after scaling')
-    im.add_argument('--void-channel', action='store_true', help='the net outputs one extra void/background channel last')
+    im.add_argument(
+        '--void-channel', action='store_true', help='the net outputs one extra void/background channel last'
+    )
     im.add_argument('--scorer', default='entropy', help='default scorer written into model.yaml')
     im.add_argument('--architecture', help='registered architecture for --torch (e.g. icnet_small)')
     im.add_argument('--arch-arg', type=_kv, action='append', metavar='KEY=VALUE', help='architecture argument')
@@ -292,8 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument('--in-dist-objects', type=Path, help='RGBA png objects blended the same way but labelled 0')
     bl.add_argument('--out', type=Path, required=True, help='output folder: images/, labels/, blend.json')
     bl.add_argument('--objects-per-image', type=_pair(int), default=(1, 2), help='MIN,MAX objects per image')
-    bl.add_argument('--scale-range', type=_pair(float), default=(0.05, 0.25),
-                    help='MIN,MAX object height as a fraction of image height (far..near)')
+    bl.add_argument(
+        '--scale-range',
+        type=_pair(float),
+        default=(0.05, 0.25),
+        help='MIN,MAX object height as a fraction of image height (far..near)',
+    )
     bl.add_argument('--horizon', type=float, default=0.45, help='horizon row as a fraction of image height')
     bl.add_argument('--in-dist-prob', type=float, default=0.3, help='chance an object is in-distribution')
     bl.add_argument('--glow-prob', type=float, default=0.1)
@@ -303,8 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument('--seed', type=int, default=0)
     bl.add_argument('--limit', type=int, help='only the first N images')
 
-    ev = sub.add_parser('evaluate', help='replay a bag (or a dataset) through the Pipeline or the live node; '
-                                         'benchmark metrics, latency, report.json + report.html')
+    ev = sub.add_parser(
+        'evaluate',
+        help='replay a bag (or a dataset) through the Pipeline or the live node; '
+        'benchmark metrics, latency, report.json + report.html',
+    )
     src = ev.add_argument_group('source (one of --bag, --dataset)')
     src.add_argument('--bag', type=Path, help='rosbag2 folder/file (mcap, sqlite3) or ROS 1 bag')
     src.add_argument('--dataset', help='synthetic, or a dataset format: ' + ', '.join(_dataset_formats()))
@@ -319,8 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument('--labels-topic', default='/ground_truth/labels', help='bag trainId GT topic (mono8)')
     src.add_argument('--strict', action='store_true', help='stop at the first bad message instead of skipping it')
     run = ev.add_argument_group('what runs')
-    run.add_argument('--mode', choices=['offline', 'live'], default='offline',
-                     help='offline: Pipeline as fast as it can; live: the node, fed at the recorded rate')
+    run.add_argument(
+        '--mode',
+        choices=['offline', 'live'],
+        default='offline',
+        help='offline: Pipeline as fast as it can; live: the node, fed at the recorded rate',
+    )
     run.add_argument('--params', type=Path, help='node params file (default: config/default.yaml)')
     run.add_argument('--model', help='override the params file: model folder or name under models/')
     run.add_argument('--scorer', help='override the params file: scorer')
@@ -381,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     ros_args: list[str] = []
     if '--ros-args' in argv:
         i = argv.index('--ros-args')
-        argv, ros_args = argv[:i], argv[i + 1:]
+        argv, ros_args = argv[:i], argv[i + 1 :]
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format='%(levelname)s %(message)s')
     try:
@@ -389,8 +461,16 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_node(args, ros_args)
         if ros_args:
             raise AnomalySegError(f'--ros-args only applies to `node`, not `{args.command}`')
-        handlers = {'train': _cmd_train_seg, 'import-model': _cmd_import_model, 'blend': _cmd_blend, 'bag': _cmd_bag,
-                    'bench-metrics': _cmd_bench_metrics, 'evaluate': _cmd_evaluate, 'bench': _cmd_bench, 'demo': _cmd_demo}
+        handlers = {
+            'train': _cmd_train_seg,
+            'import-model': _cmd_import_model,
+            'blend': _cmd_blend,
+            'bag': _cmd_bag,
+            'bench-metrics': _cmd_bench_metrics,
+            'evaluate': _cmd_evaluate,
+            'bench': _cmd_bench,
+            'demo': _cmd_demo,
+        }
         return handlers[args.command](args)
     except AnomalySegError as e:
         print(f'anomaly-seg {args.command}: error: {e}', file=sys.stderr)

@@ -207,11 +207,19 @@ def load_model_config(path: str | Path) -> ModelConfig:
     ri.finish()
     r.finish()
     if not weights.exists():
-        raise ConfigError(f'{path}: key \'weights\': file {weights} not found')
+        raise ConfigError(f"{path}: key 'weights': file {weights} not found")
     return ModelConfig(
-        name=name, directory=path.parent, architecture=architecture, format=fmt, weights=weights,
-        classes=classes, input=InputSpec(height, width, channel_order, scale, mean, std), scorer=scorer,
-        arch_args=arch_args, description=description, void_channel=void_channel,
+        name=name,
+        directory=path.parent,
+        architecture=architecture,
+        format=fmt,
+        weights=weights,
+        classes=classes,
+        input=InputSpec(height, width, channel_order, scale, mean, std),
+        scorer=scorer,
+        arch_args=arch_args,
+        description=description,
+        void_channel=void_channel,
     )
 
 
@@ -231,7 +239,7 @@ def resolve_model_dir(model: str) -> Path:
         if (root / model).is_dir():
             return root / model
     searched = ', '.join(str(r) for r in _MODEL_SEARCH)
-    raise ConfigError(f"model {model!r}: not a folder, and no models/{model} under {searched}")
+    raise ConfigError(f'model {model!r}: not a folder, and no models/{model} under {searched}')
 
 
 QOS_CHOICES = ('sensor_data', 'reliable')
@@ -276,20 +284,20 @@ class NodeConfig:
         r = _Reader(data, source)
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            kind: type | tuple[type, ...] = float if f.type == 'float' else {'str': str, 'bool': bool}.get(
-                str(f.type), str
+            kind: type | tuple[type, ...] = (
+                float if f.type == 'float' else {'str': str, 'bool': bool}.get(str(f.type), str)
             )
             values[f.name] = r.get(f.name, kind, f.default)
         r.finish()
         if values['backend'] not in BACKENDS:
-            raise r.fail('backend', f"{values['backend']!r} is not one of {', '.join(BACKENDS)}")
+            raise r.fail('backend', f'{values["backend"]!r} is not one of {", ".join(BACKENDS)}')
         if values['input_qos'] not in QOS_CHOICES:
-            raise r.fail('input_qos', f"{values['input_qos']!r} is not one of {', '.join(QOS_CHOICES)}")
+            raise r.fail('input_qos', f'{values["input_qos"]!r} is not one of {", ".join(QOS_CHOICES)}')
         if not 0.0 <= values['heatmap_alpha'] <= 1.0:
-            raise r.fail('heatmap_alpha', f"must be in [0, 1], got {values['heatmap_alpha']}")
+            raise r.fail('heatmap_alpha', f'must be in [0, 1], got {values["heatmap_alpha"]}')
         _positive(r, 'diagnostics_period', values['diagnostics_period'])
         if not values['log_throttle_s'] >= 0:
-            raise r.fail('log_throttle_s', f"must be >= 0, got {values['log_throttle_s']}")
+            raise r.fail('log_throttle_s', f'must be >= 0, got {values["log_throttle_s"]}')
         if not values['model']:
             raise r.fail('model', 'must not be empty')
         return cls(**values)

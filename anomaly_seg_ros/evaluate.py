@@ -69,15 +69,24 @@ def _source(opts: EvaluateOptions) -> tuple[Any, int | None, dict[str, Any], Bag
         anomaly = opts.anomaly_topic if opts.anomaly_topic in info['topics'] else None
         labels = opts.labels_topic if opts.labels_topic in info['topics'] else None
         if anomaly is None and labels is None:
-            raise ConfigError(f'{opts.bag}: neither {opts.anomaly_topic} nor {opts.labels_topic} is in the bag; '
-                              f'topics: {", ".join(info["topics"])} (name them with --anomaly-topic/--labels-topic)')
-        reader = BagReader(opts.bag, image_topic=opts.image_topic, anomaly_topic=anomaly, labels_topic=labels,
-                           strict=opts.strict)
+            raise ConfigError(
+                f'{opts.bag}: neither {opts.anomaly_topic} nor {opts.labels_topic} is in the bag; '
+                f'topics: {", ".join(info["topics"])} (name them with --anomaly-topic/--labels-topic)'
+            )
+        reader = BagReader(
+            opts.bag, image_topic=opts.image_topic, anomaly_topic=anomaly, labels_topic=labels, strict=opts.strict
+        )
         frames = (EvalFrame(f.index, f.sample.name, f.stamp_ns, f.sample) for f in reader)
         rep = reader.report
-        desc = {'source': 'bag', 'bag': str(opts.bag), 'storage': info['storage'], 'image_topic': rep.image_topic,
-                'anomaly_topic': rep.anomaly_topic, 'labels_topic': rep.labels_topic,
-                'frames_in_bag': info['topics'].get(rep.image_topic, {}).get('count')}
+        desc = {
+            'source': 'bag',
+            'bag': str(opts.bag),
+            'storage': info['storage'],
+            'image_topic': rep.image_topic,
+            'anomaly_topic': rep.anomaly_topic,
+            'labels_topic': rep.labels_topic,
+            'frames_in_bag': info['topics'].get(rep.image_topic, {}).get('count'),
+        }
         total = desc['frames_in_bag']
         return _limited(frames, opts.limit), min(total, opts.limit or total) if total else None, desc, reader
     if opts.dataset == 'synthetic':
@@ -85,15 +94,25 @@ def _source(opts: EvaluateOptions) -> tuple[Any, int | None, dict[str, Any], Bag
 
         w, h = opts.size
         world = SyntheticWorld(opts.count, seed=opts.seed, config=WorldConfig(height=h, width=w))
-        desc = {'source': 'synthetic', 'split_seed': opts.seed, 'frames_requested': opts.count, 'frame_size': f'{w}x{h}',
-                'world': {k: v for k, v in world.config.__dict__.items()}}
+        desc = {
+            'source': 'synthetic',
+            'split_seed': opts.seed,
+            'frames_requested': opts.count,
+            'frame_size': f'{w}x{h}',
+            'world': {k: v for k, v in world.config.__dict__.items()},
+        }
         return _limited(samples_as_frames(world), opts.limit), min(opts.count, opts.limit or opts.count), desc, None
     if opts.root is None:
         raise ConfigError(f'evaluate: --dataset {opts.dataset} needs --root')
     kw = {'split': opts.split} if opts.split else {}
     reader_ds = open_dataset(opts.dataset, opts.root, **kw)  # type: ignore[arg-type]
-    desc = {'source': 'dataset', 'format': opts.dataset, 'root': str(opts.root), 'split': opts.split,
-            'frames_in_dataset': len(reader_ds)}
+    desc = {
+        'source': 'dataset',
+        'format': opts.dataset,
+        'root': str(opts.root),
+        'split': opts.split,
+        'frames_in_dataset': len(reader_ds),
+    }
     n = len(reader_ds) if opts.limit is None else min(len(reader_ds), opts.limit)
     return _dataset_frames(reader_ds, n), n, desc, None
 
@@ -120,8 +139,14 @@ def _dataset_frames(reader: Any, n: int) -> Any:
 def run_evaluate(opts: EvaluateOptions) -> EvalRun:
     cfg = node_config(opts)
     frames, total, desc, bag_reader = _source(opts)
-    settings_kw = dict(mode='exact' if opts.exact else 'binned', bins=opts.bins, threshold=opts.threshold,
-                       min_gt_size=opts.min_gt_size, min_pred_size=opts.min_pred_size, worst_k=opts.worst_k)
+    settings_kw = dict(
+        mode='exact' if opts.exact else 'binned',
+        bins=opts.bins,
+        threshold=opts.threshold,
+        min_gt_size=opts.min_gt_size,
+        min_pred_size=opts.min_pred_size,
+        worst_k=opts.worst_k,
+    )
     if opts.mode == 'offline':
         pipe = Pipeline.from_model(cfg.model, cfg.scorer, cfg.backend, cfg.device)
         settings = EvalSettings(score_range=pipe.score_range, **settings_kw)  # type: ignore[arg-type]
@@ -133,14 +158,15 @@ def run_evaluate(opts: EvaluateOptions) -> EvalRun:
         acc, wall, evaluated_live = evaluate_live(cfg, opts, frames, total, settings_kw)
         evaluated = {**desc, 'mode': 'live', **evaluated_live}
     else:
-        raise ConfigError(f"evaluate: --mode must be offline or live, got {opts.mode!r}")
+        raise ConfigError(f'evaluate: --mode must be offline or live, got {opts.mode!r}')
     if bag_reader is not None:
         rep = bag_reader.report
         evaluated['bag_read'] = {'frames': rep.frames, 'messages': rep.messages, 'finished': rep.finished}
     run = finish_run(acc, evaluated, wall)
     if bag_reader is not None:
-        run.report['skipped'] = [{'topic': i.topic, 'index': i.index, 'reason': i.reason}
-                                 for i in bag_reader.report.issues]
+        run.report['skipped'] = [
+            {'topic': i.topic, 'index': i.index, 'reason': i.reason} for i in bag_reader.report.issues
+        ]
     if opts.out is not None:
         opts.out.mkdir(parents=True, exist_ok=True)
         write_json_report(run.report, opts.out / 'report.json')

@@ -80,8 +80,9 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
         if size is None:
             size = fixed
         elif fixed is not None and fixed != size:
-            raise ConfigError(f'{source}: the ONNX input is fixed at {fixed[0]}x{fixed[1]}, '
-                              f'--input-size says {size[0]}x{size[1]}')
+            raise ConfigError(
+                f'{source}: the ONNX input is fixed at {fixed[0]}x{fixed[1]}, --input-size says {size[0]}x{size[1]}'
+            )
     if size is None:
         raise ConfigError(f'{source}: input size is not fixed in the file; give --input-size WIDTHxHEIGHT')
     if fmt == 'torch' and opts.architecture == 'external':
@@ -96,8 +97,14 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
         'weights': weights_name,
         'classes': read_class_list(opts.classes),
         'void_channel': opts.void_channel,
-        'input': {'height': size[1], 'width': size[0], 'channel_order': opts.channel_order, 'scale': opts.scale,
-                  'mean': list(opts.mean), 'std': list(opts.std)},
+        'input': {
+            'height': size[1],
+            'width': size[0],
+            'channel_order': opts.channel_order,
+            'scale': opts.scale,
+            'mean': list(opts.mean),
+            'std': list(opts.std),
+        },
         'scorer': opts.scorer,
     }
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -124,15 +131,18 @@ def _validate(folder: Path, fmt: str) -> None:
     x = pipe.preprocess(frame)
     logits = pipe.backend(x)
     if logits.ndim != 4:
-        raise ConfigError(f'{folder.name}: the net outputs shape {tuple(logits.shape)}; expected NxKxHxW logits '
-                          f'(a net that outputs class ids cannot be scored)')
+        raise ConfigError(
+            f'{folder.name}: the net outputs shape {tuple(logits.shape)}; expected NxKxHxW logits '
+            f'(a net that outputs class ids cannot be scored)'
+        )
     if logits.shape[1] != cfg.num_outputs:
         hint = ''
         if logits.shape[1] == cfg.num_classes + 1 and not cfg.void_channel:
             hint = ' (one extra channel: pass --void-channel if it is void/background)'
-        raise ConfigError(f'{folder.name}: the net outputs {logits.shape[1]} channels, the class list has '
-                          f'{cfg.num_classes}{" + void" if cfg.void_channel else ""} = {cfg.num_outputs}{hint}')
+        raise ConfigError(
+            f'{folder.name}: the net outputs {logits.shape[1]} channels, the class list has '
+            f'{cfg.num_classes}{" + void" if cfg.void_channel else ""} = {cfg.num_outputs}{hint}'
+        )
     if not bool(np.isfinite(logits.float().numpy()).all()):
         raise ConfigError(f'{folder.name}: the forward pass produced NaN or inf logits')
     pipe(frame)  # the full path the node runs, scorer included
-

@@ -98,7 +98,7 @@ class Pipeline:
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         t4 = time.perf_counter()
         ms = [(b - a) * 1e3 for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))]
-        timings = dict(zip(STAGES, ms))
+        timings = dict(zip(STAGES, ms, strict=True))
         timings['total'] = (t4 - t0) * 1e3
         return Result(labels=labels, score=score, score_range=self.score_range, timings=timings)
 

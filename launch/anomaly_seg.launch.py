@@ -10,27 +10,30 @@ this file does not re-declare them. The input topics are remapped here, outputs 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
     default_params = os.path.join(get_package_share_directory('anomaly_seg_ros'), 'config', 'default.yaml')
     image = LaunchConfiguration('image')
-    return LaunchDescription([
-        DeclareLaunchArgument('params_file', default_value=default_params, description='ROS 2 params file'),
-        DeclareLaunchArgument('namespace', default_value='', description='namespace of the node'),
-        DeclareLaunchArgument('image', default_value='image', description='input sensor_msgs/Image topic'),
-        Node(
-            package='anomaly_seg_ros',
-            executable='anomaly_seg',
-            name='anomaly_seg',
-            namespace=LaunchConfiguration('namespace'),
-            parameters=[LaunchConfiguration('params_file')],
-            remappings=[('image', image), ('image/compressed', [image, '/compressed'])],
-            output='screen',
-            emulate_tty=True,
-        ),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument('params_file', default_value=default_params, description='ROS 2 params file'),
+            DeclareLaunchArgument('namespace', default_value='', description='namespace of the node'),
+            DeclareLaunchArgument('image', default_value='image', description='input sensor_msgs/Image topic'),
+            Node(
+                package='anomaly_seg_ros',
+                executable='anomaly_seg',
+                name='anomaly_seg',
+                namespace=LaunchConfiguration('namespace'),
+                parameters=[LaunchConfiguration('params_file')],
+                remappings=[('image', image), ('image/compressed', [image, '/compressed'])],
+                output='screen',
+                emulate_tty=True,
+            ),
+        ]
+    )

@@ -22,8 +22,8 @@ from anomaly_seg_ros.bag import (  # noqa: E402
     write_bag,
 )
 from anomaly_seg_ros.data.sample import Sample  # noqa: E402
-from anomaly_seg_ros.errors import BagError  # noqa: E402
 from anomaly_seg_ros.data.synthetic import SyntheticWorld, WorldConfig  # noqa: E402
+from anomaly_seg_ros.errors import BagError  # noqa: E402
 from anomaly_seg_ros.ros.codec import rgb_to_image  # noqa: E402
 
 START = 1_700_000_000_000_000_000
@@ -48,15 +48,25 @@ def _header(stamp: int, frame_id: str = 'camera') -> Any:
 def _image(rgb: np.ndarray, stamp: int, data: np.ndarray | None = None) -> Any:
     step, raw = rgb_to_image(rgb, 'rgb8')
     return TS.types['sensor_msgs/msg/Image'](
-        header=_header(stamp), height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8',
-        is_bigendian=0, step=step, data=np.frombuffer(raw, np.uint8) if data is None else data,
+        header=_header(stamp),
+        height=rgb.shape[0],
+        width=rgb.shape[1],
+        encoding='rgb8',
+        is_bigendian=0,
+        step=step,
+        data=np.frombuffer(raw, np.uint8) if data is None else data,
     )
 
 
 def _mono(arr: np.ndarray, stamp: int) -> Any:
     return TS.types['sensor_msgs/msg/Image'](
-        header=_header(stamp), height=arr.shape[0], width=arr.shape[1], encoding='mono8',
-        is_bigendian=0, step=arr.shape[1], data=np.ascontiguousarray(arr).reshape(-1),
+        header=_header(stamp),
+        height=arr.shape[0],
+        width=arr.shape[1],
+        encoding='mono8',
+        is_bigendian=0,
+        step=arr.shape[1],
+        data=np.ascontiguousarray(arr).reshape(-1),
     )
 
 
@@ -78,7 +88,11 @@ def _frames_msgs(samples: list[Sample], stamps: list[int] | None = None) -> list
     for i, s in enumerate(samples):
         stamp = START + i * 100_000_000 if stamps is None else stamps[i]
         ts = START + i * 100_000_000  # bag (receive) time always increases
-        out += [(IMG, ts, _image(s.image, stamp)), (ANO, ts, _mono(s.anomaly, stamp)), (LAB, ts, _mono(s.labels, stamp))]
+        out += [
+            (IMG, ts, _image(s.image, stamp)),
+            (ANO, ts, _mono(s.anomaly, stamp)),
+            (LAB, ts, _mono(s.labels, stamp)),
+        ]
     return out
 
 
@@ -112,7 +126,7 @@ def test_round_trip(tmp_path: Path, samples: list[Sample], storage: str, compres
     assert [f.index for f in frames] == [0, 1, 2, 3, 4]
     assert [f.stamp_ns - START for f in frames] == [i * 100_000_000 for i in range(5)]
     assert {f.frame_id for f in frames} == {'camera'}
-    for f, s in zip(frames, samples):
+    for f, s in zip(frames, samples, strict=True):
         assert np.array_equal(f.sample.labels, s.labels)
         assert np.array_equal(f.sample.anomaly, s.anomaly)
         assert f.sample.image.shape == s.image.shape and f.sample.image.dtype == np.uint8
@@ -134,7 +148,9 @@ def test_round_trip(tmp_path: Path, samples: list[Sample], storage: str, compres
 def test_write_options_and_no_ground_truth(tmp_path: Path, samples: list[Sample]) -> None:
     plain = [Sample(s.image, name=s.name) for s in samples[:3]]
     topics = BagTopics(image='/cam/front')
-    out = write_bag(iter(plain), tmp_path / 'b', topics=topics, rate_hz=4.0, frame_id='front', start_ns=5, progress=True)
+    out = write_bag(
+        iter(plain), tmp_path / 'b', topics=topics, rate_hz=4.0, frame_id='front', start_ns=5, progress=True
+    )
     assert out['topics'] == {'/cam/front': {'type': 'sensor_msgs/msg/Image', 'count': 3}}
     reader = read_bag(tmp_path / 'b')  # image topic auto-detected, GT topics absent -> None
     frames = list(reader)

@@ -190,7 +190,7 @@ def test_lower_objects_are_larger() -> None:
     rng = np.random.default_rng(0)
     cfg = BlendConfig(horizon=0.4, scale_range=(0.05, 0.3))
     places = [_place((60, 60, 4), 512, 1024, cfg, rng) for _ in range(300)]
-    xs, ys, hs = (np.array(v) for v in zip(*places))
+    xs, ys, hs = (np.array(v) for v in zip(*places, strict=True))
     assert np.corrcoef(ys, hs)[0, 1] > 0.9
     assert np.all(ys - hs >= math.ceil(0.4 * 512)) and np.all(ys <= 512)
     assert np.all(hs >= 0.05 * 512 - 1) and np.all(hs <= 0.3 * 512 + 1)
@@ -356,11 +356,37 @@ def test_cli_blend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     obj = np.zeros((40, 40, 4), np.uint8)
     cv2.circle(obj, (20, 20), 15, (255, 0, 255, 255), -1)
     cv2.imwrite(str(objects / 'o.png'), obj)
-    rc = cli_main(['blend', '--images', str(images), '--objects', str(objects), '--out', str(tmp_path / 'out'),
-                   '--objects-per-image', '1,1', '--in-dist-prob', '0', '--seed', '3'])
+    rc = cli_main(
+        [
+            'blend',
+            '--images',
+            str(images),
+            '--objects',
+            str(objects),
+            '--out',
+            str(tmp_path / 'out'),
+            '--objects-per-image',
+            '1,1',
+            '--in-dist-prob',
+            '0',
+            '--seed',
+            '3',
+        ]
+    )
     assert rc == 0 and 'wrote 2 blended images' in capsys.readouterr().out
     labels = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((tmp_path / 'out' / 'labels').glob('*.png'))]
     assert len(labels) == 2 and all((lab == 1).any() for lab in labels)
-    rc = cli_main(['blend', '--images', str(images), '--objects', str(objects), '--out', str(tmp_path / 'o2'),
-                   '--scale-range', '0.5,0.1'])
+    rc = cli_main(
+        [
+            'blend',
+            '--images',
+            str(images),
+            '--objects',
+            str(objects),
+            '--out',
+            str(tmp_path / 'o2'),
+            '--scale-range',
+            '0.5,0.1',
+        ]
+    )
     assert rc == 2 and 'scale_range' in capsys.readouterr().err

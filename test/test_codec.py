@@ -85,7 +85,7 @@ def _hand_mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
     """Mosaic independently of the codec: ROS names the top-left 2x2 block row by row."""
     idx = {'r': 0, 'g': 1, 'b': 2}
     m = np.empty(rgb.shape[:2], dtype=np.uint8)
-    for (dy, dx), colour in zip(((0, 0), (0, 1), (1, 0), (1, 1)), pattern):
+    for (dy, dx), colour in zip(((0, 0), (0, 1), (1, 0), (1, 1)), pattern, strict=True):
         m[dy::2, dx::2] = rgb[dy::2, dx::2, idx[colour]]
     return m
 
@@ -132,9 +132,7 @@ def test_yuv_byte_order_by_hand(encoding: str, luma_bytes: tuple[int, int]) -> N
 
 @pytest.mark.parametrize('is_bigendian', [0, 1])
 def test_mono16_both_endiannesses(is_bigendian: int) -> None:
-    values = np.array(
-        [[0, 128, 129, 256, 32767], [32768, 40000, 65000, 65407, 65535]], dtype=np.uint16
-    )
+    values = np.array([[0, 128, 129, 256, 32767], [32768, 40000, 65000, 65407, 65535]], dtype=np.uint16)
     dt = '>u2' if is_bigendian else '<u2'
     data = values.astype(dt).tobytes()
     out = image_to_rgb('mono16', 2, 5, 10, data, is_bigendian=is_bigendian)
@@ -195,9 +193,7 @@ def test_accepts_every_data_type(wrap) -> None:
 def test_image_msg_to_rgb_with_array_data() -> None:
     rgb = smooth_rgb()
     step, data = rgb_to_image(rgb, 'bgra8', pad=4)
-    msg = SimpleNamespace(
-        encoding='bgra8', height=H, width=W, step=step, data=array.array('B', data), is_bigendian=0
-    )
+    msg = SimpleNamespace(encoding='bgra8', height=H, width=W, step=step, data=array.array('B', data), is_bigendian=0)
     np.testing.assert_array_equal(image_msg_to_rgb(msg), rgb)
 
 
@@ -215,9 +211,7 @@ def test_compressed_png_round_trip_is_exact() -> None:
     np.testing.assert_array_equal(out, rgb)
 
 
-@pytest.mark.parametrize(
-    'fmt', ['jpeg', 'jpg', 'rgb8; jpeg compressed bgr8', 'bgr8; jpeg compressed bgr8', '']
-)
+@pytest.mark.parametrize('fmt', ['jpeg', 'jpg', 'rgb8; jpeg compressed bgr8', 'bgr8; jpeg compressed bgr8', ''])
 def test_compressed_jpeg_round_trip(fmt: str) -> None:
     rgb = smooth_rgb()
     data = encode_compressed(rgb, 'jpeg', quality=95)
@@ -296,9 +290,7 @@ def test_error_corrupt_jpeg() -> None:
         compressed_to_rgb('jpeg', b'')
 
 
-@pytest.mark.parametrize(
-    'fmt', ['tiff', 'rgb8; webp compressed bgr8', '16UC1; compressedDepth png']
-)
+@pytest.mark.parametrize('fmt', ['tiff', 'rgb8; webp compressed bgr8', '16UC1; compressedDepth png'])
 def test_error_unknown_compressed_format(fmt: str) -> None:
     with pytest.raises(CodecError, match='compressed'):
         compressed_to_rgb(fmt, encode_compressed(smooth_rgb(), 'png'))

@@ -65,8 +65,11 @@ def test_live_bag_matches_offline(bag: Path, tiny_model: Path, tmp_path: Path) -
     pytest.importorskip('rclpy', reason='rclpy not installed')
     saved = {k: os.environ.get(k) for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')}
     try:
-        live = run_evaluate(EvaluateOptions(bag=bag, mode='live', overrides={'model': str(tiny_model)},
-                                            rate_scale=1.0, out=tmp_path, progress=False))
+        live = run_evaluate(
+            EvaluateOptions(
+                bag=bag, mode='live', overrides={'model': str(tiny_model)}, rate_scale=1.0, out=tmp_path, progress=False
+            )
+        )
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
@@ -81,8 +84,9 @@ def test_live_bag_matches_offline(bag: Path, tiny_model: Path, tmp_path: Path) -
         assert live.report['pixel']['ap'] == pytest.approx(offline.report['pixel']['ap'], abs=1e-9)
 
 
-def test_dataset_folder_with_corrupt_file_is_skipped_and_reported(tiny_model: Path, tmp_path: Path,
-                                                                   samples: list) -> None:
+def test_dataset_folder_with_corrupt_file_is_skipped_and_reported(
+    tiny_model: Path, tmp_path: Path, samples: list
+) -> None:
     root = tmp_path / 'ds'
     (root / 'images').mkdir(parents=True)
     (root / 'masks').mkdir()
@@ -90,8 +94,9 @@ def test_dataset_folder_with_corrupt_file_is_skipped_and_reported(tiny_model: Pa
         cv2.imwrite(str(root / 'images' / f'f{i}.png'), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(root / 'masks' / f'f{i}.png'), s.anomaly)
     (root / 'images' / 'f1.png').write_bytes(b'not a png')
-    run = run_evaluate(EvaluateOptions(dataset='folder', root=root, overrides={'model': str(tiny_model)},
-                                       progress=False))
+    run = run_evaluate(
+        EvaluateOptions(dataset='folder', root=root, overrides={'model': str(tiny_model)}, progress=False)
+    )
     statuses = [f.status for f in run.frames]
     assert statuses[0] == 'ok' and statuses[2] == 'ok' and statuses[1].startswith('skipped:')
     assert 'f1.png' in statuses[1]
@@ -100,17 +105,29 @@ def test_dataset_folder_with_corrupt_file_is_skipped_and_reported(tiny_model: Pa
 
 def test_missing_topics_named(bag: Path, tiny_model: Path) -> None:
     with pytest.raises(ConfigError, match=r'neither /gt/a nor /gt/b is in the bag; topics: .*/camera/image_raw'):
-        run_evaluate(EvaluateOptions(bag=bag, anomaly_topic='/gt/a', labels_topic='/gt/b',
-                                     overrides={'model': str(tiny_model)}, progress=False))
+        run_evaluate(
+            EvaluateOptions(
+                bag=bag,
+                anomaly_topic='/gt/a',
+                labels_topic='/gt/b',
+                overrides={'model': str(tiny_model)},
+                progress=False,
+            )
+        )
     with pytest.raises(ConfigError, match='exactly one of --bag or --dataset'):
         run_evaluate(EvaluateOptions(overrides={'model': str(tiny_model)}))
 
 
-def test_cli_bag_from_dataset_info_and_evaluate(tiny_model: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bag_from_dataset_info_and_evaluate(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / 'b'
-    assert cli_main(['bag', 'from-dataset', '--format', 'synthetic', '--count', '3', '--size', '256x128',
-                     '--out', str(out)]) == 0
+    assert (
+        cli_main(
+            ['bag', 'from-dataset', '--format', 'synthetic', '--count', '3', '--size', '256x128', '--out', str(out)]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert cli_main(['bag', 'info', str(out)]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -122,8 +139,9 @@ def test_cli_bag_from_dataset_info_and_evaluate(tiny_model: Path, tmp_path: Path
 
 
 def test_unbounded_scorer_is_binned_over_calibrated_range(bag: Path, tiny_model: Path) -> None:
-    run = run_evaluate(EvaluateOptions(bag=bag, overrides={'model': str(tiny_model), 'scorer': 'max_logit'},
-                                       progress=False))
+    run = run_evaluate(
+        EvaluateOptions(bag=bag, overrides={'model': str(tiny_model), 'scorer': 'max_logit'}, progress=False)
+    )
     assert 'binned' in run.report['evaluated']['binning'] and run.report['pixel']['ap'] is not None
     assert np.isfinite(run.report['pixel']['ap'])
 
@@ -154,8 +172,21 @@ def test_blend_own_drive_then_bag_then_evaluate(tiny_model: Path, tmp_path: Path
     cv2.rectangle(obj, (4, 4), (26, 26), (0, 200, 255, 255), -1)
     cv2.imwrite(str(objs / 'crate.png'), obj)
     assert blend_folder(drive, objs, tmp_path / 'blended', BlendConfig(in_distribution_prob=0.0), progress=False) == 3
-    assert cli_main(['bag', 'from-dataset', '--format', 'fishyscapes', '--root', str(tmp_path / 'blended'),
-                     '--out', str(tmp_path / 'bag')]) == 0
+    assert (
+        cli_main(
+            [
+                'bag',
+                'from-dataset',
+                '--format',
+                'fishyscapes',
+                '--root',
+                str(tmp_path / 'blended'),
+                '--out',
+                str(tmp_path / 'bag'),
+            ]
+        )
+        == 0
+    )
     assert bag_info(tmp_path / 'bag')['topics']['/ground_truth/anomaly']['count'] == 3
     run = run_evaluate(EvaluateOptions(bag=tmp_path / 'bag', overrides={'model': str(tiny_model)}, progress=False))
     assert run.report['pixel']['n_pos'] > 0 and run.report['evaluated']['frames_evaluated'] == 3

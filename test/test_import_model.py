@@ -61,8 +61,12 @@ def test_onnx_import_runs_every_softmax_scorer_and_matches_torch(tmp_path: Path,
     assert cfg.format == 'onnx' and (cfg.input.width, cfg.input.height) == (W, H)  # size read from the file
     onnx_pipe = Pipeline.from_model(out, backend='onnxruntime')
     torch.save(net.state_dict(), tmp_path / 'w.pt')
-    own = import_model(tmp_path / 'w.pt', 'torch', ImportOptions(name='own', architecture='icnet_small',
-                       arch_args={'width': 8}, input_size=(W, H)), tmp_path / 'models')
+    own = import_model(
+        tmp_path / 'w.pt',
+        'torch',
+        ImportOptions(name='own', architecture='icnet_small', arch_args={'width': 8}, input_size=(W, H)),
+        tmp_path / 'models',
+    )
     torch_pipe = Pipeline.from_model(own)
     frame = _frame()
     a, b = onnx_pipe(frame), torch_pipe(frame)
@@ -124,8 +128,12 @@ def test_existing_folder_needs_overwrite(tmp_path: Path, net: nn.Module) -> None
 def test_torch_state_dict_wrong_architecture_lists_keys(tmp_path: Path, net: nn.Module) -> None:
     torch.save(net.state_dict(), tmp_path / 'w.pt')
     with pytest.raises(CheckpointError, match='shape mismatch'):
-        import_model(tmp_path / 'w.pt', 'torch', ImportOptions(name='w', architecture='icnet_small',
-                     arch_args={'width': 16}, input_size=(W, H)), tmp_path / 'm')
+        import_model(
+            tmp_path / 'w.pt',
+            'torch',
+            ImportOptions(name='w', architecture='icnet_small', arch_args={'width': 16}, input_size=(W, H)),
+            tmp_path / 'm',
+        )
     with pytest.raises(ConfigError, match='--torch needs --architecture'):
         import_model(tmp_path / 'w.pt', 'torch', ImportOptions(name='w', input_size=(W, H)), tmp_path / 'm')
 
@@ -138,8 +146,9 @@ def test_torchscript_import(tmp_path: Path, net: nn.Module) -> None:
     assert Pipeline.from_model(out)(_frame()).labels.shape == (200, 300)
 
 
-def test_onnxruntime_backend_exports_torch_models_once(tmp_path: Path, tiny_model: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnxruntime_backend_exports_torch_models_once(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv('ANOMALY_SEG_CACHE', str(tmp_path / 'cache'))
     cfg = load_model_config(tiny_model)
     frame = np.random.default_rng(2).integers(0, 256, (cfg.input.height, cfg.input.width, 3), dtype=np.uint8)
@@ -149,8 +158,12 @@ def test_onnxruntime_backend_exports_torch_models_once(tmp_path: Path, tiny_mode
     with pytest.raises(BackendError, match='ONNX export of ICNetSmall at 128x64 failed'):
         Pipeline.from_model(tiny_model, backend='onnxruntime')
     torch.save(torch.load(cfg.weights, weights_only=True), tmp_path / 'w.pt')
-    own = import_model(tmp_path / 'w.pt', 'torch', ImportOptions(name='own', architecture='icnet_small',
-                       arch_args={'width': 8}, input_size=(W, H)), tmp_path / 'm')
+    own = import_model(
+        tmp_path / 'w.pt',
+        'torch',
+        ImportOptions(name='own', architecture='icnet_small', arch_args={'width': 8}, input_size=(W, H)),
+        tmp_path / 'm',
+    )
     a = Pipeline.from_model(own, backend='onnxruntime')(frame)
     b = Pipeline.from_model(own)(frame)
     np.testing.assert_allclose(a.score, b.score, atol=1e-4)
@@ -161,9 +174,26 @@ def test_onnxruntime_backend_exports_torch_models_once(tmp_path: Path, tiny_mode
 
 def test_cli_import_model(tmp_path: Path, net: nn.Module, capsys: pytest.CaptureFixture[str]) -> None:
     path = _onnx(tmp_path, _Wrap(net, extra=1))
-    rc = cli_main(['import-model', '--onnx', str(path), '--name', 'cli', '--void-channel', '--scale', '1/255',
-                   '--mean', '0.5,0.5,0.5', '--std', '0.25,0.25,0.25', '--channel-order', 'bgr',
-                   '--models-dir', str(tmp_path / 'm')])
+    rc = cli_main(
+        [
+            'import-model',
+            '--onnx',
+            str(path),
+            '--name',
+            'cli',
+            '--void-channel',
+            '--scale',
+            '1/255',
+            '--mean',
+            '0.5,0.5,0.5',
+            '--std',
+            '0.25,0.25,0.25',
+            '--channel-order',
+            'bgr',
+            '--models-dir',
+            str(tmp_path / 'm'),
+        ]
+    )
     assert rc == 0 and 'validated' in capsys.readouterr().out
     cfg = load_model_config(tmp_path / 'm' / 'cli')
     assert cfg.void_channel and cfg.input.channel_order == 'bgr' and cfg.input.mean == (0.5, 0.5, 0.5)

@@ -40,7 +40,7 @@ def test_launch_params_file_exists_and_is_installed() -> None:
     assert m, 'default params path not found in launch file'
     assert (REPO / m.group(1) / m.group(2)).is_file()
     setup = (REPO / 'setup.py').read_text()
-    assert "share/{PACKAGE}/config" in setup and "share/{PACKAGE}/launch" in setup
+    assert 'share/{PACKAGE}/config' in setup and 'share/{PACKAGE}/launch' in setup
 
 
 def test_launch_does_not_redeclare_parameters() -> None:

@@ -140,10 +140,12 @@ def test_fpr95_hand_case():
     labels = [1] * 10 + [0] + [1] * 8 + [0, 1, 0, 1, 0]
     gt = np.array(labels, np.uint8)[None, :]
     score = np.linspace(1.0, 0.0, len(labels))[None, :]
-    cases = {(): 0.5,
-             (19, 20): 0.5,         # 19th P tied with the N above it: that N was in anyway
-             (20, 21): 0.75,        # tied with the N below: one threshold admits both -> 3/4
-             (20, 21, 22, 23): 1.0}  # the crossing group holds every remaining N -> 4/4
+    cases = {
+        (): 0.5,
+        (19, 20): 0.5,  # 19th P tied with the N above it: that N was in anyway
+        (20, 21): 0.75,  # tied with the N below: one threshold admits both -> 3/4
+        (20, 21, 22, 23): 1.0,
+    }  # the crossing group holds every remaining N -> 4/4
     for tied, expected in cases.items():
         s = score.copy()
         if tied:
@@ -182,7 +184,11 @@ def test_streaming_equals_one_shot(mode):
     for r in (one, fn):
         assert (r.ap, r.auroc, r.fpr95) == pytest.approx((streamed.ap, streamed.auroc, streamed.fpr95), abs=1e-12)
         assert (r.n_pos, r.n_neg, r.n_ignored, r.out_of_range) == (
-            streamed.n_pos, streamed.n_neg, streamed.n_ignored, streamed.out_of_range)
+            streamed.n_pos,
+            streamed.n_neg,
+            streamed.n_ignored,
+            streamed.out_of_range,
+        )
     if mode == 'exact':
         assert_close_to_sklearn(streamed, pooled_s, pooled_g)
     acc.reset()
@@ -198,7 +204,8 @@ def test_binned_equals_exact_on_bin_indices():
     idx = np.clip(np.floor((score.astype(np.float64) - lo) * bins / (hi - lo)), 0, bins - 1)
     exact_on_idx = pixel_anomaly_metrics(idx, gt)
     assert (binned.ap, binned.auroc, binned.fpr95) == pytest.approx(
-        (exact_on_idx.ap, exact_on_idx.auroc, exact_on_idx.fpr95), abs=1e-12)
+        (exact_on_idx.ap, exact_on_idx.auroc, exact_on_idx.fpr95), abs=1e-12
+    )
     assert binned.out_of_range == np.count_nonzero(((score < lo) | (score > hi)) & (gt != 255))
 
 
@@ -237,8 +244,9 @@ def test_out_of_range_clipped_and_counted():
     assert '2 evaluated score(s) outside' in res.note and clipped.out_of_range == 0
     exact = pixel_anomaly_metrics(score, gt, 'exact', score_range=(0, 1))
     assert exact.out_of_range == 2 and 'counted as they are' in exact.note
-    inf = pixel_anomaly_metrics(np.array([[-np.inf, np.inf]], np.float32), np.array([[0, 1]], np.uint8),
-                                'binned', score_range=(0, 1), bins=8)
+    inf = pixel_anomaly_metrics(
+        np.array([[-np.inf, np.inf]], np.float32), np.array([[0, 1]], np.uint8), 'binned', score_range=(0, 1), bins=8
+    )
     assert inf.out_of_range == 2 and inf.ap == 1.0
 
 
@@ -395,13 +403,13 @@ def hand_layout() -> tuple[np.ndarray, np.ndarray]:
     """12x20 frame: perfect hit A, missed B, false positive, and one prediction over two blobs C1, C2."""
     gt = np.zeros((12, 20), np.uint8)
     pred = np.zeros((12, 20), bool)
-    gt[1:4, 1:4] = 1          # A, 9 px
-    pred[1:4, 1:4] = True     # predicted exactly
-    gt[1:3, 8:10] = 1         # B, 4 px, missed
-    pred[9:11, 1:3] = True    # FP, 4 px on in-distribution
-    gt[6:8, 8:10] = 1         # C1, 4 px
-    gt[6:8, 12:14] = 1        # C2, 4 px
-    pred[6:8, 8:14] = True    # 12 px over C1, the 4 px gap and C2
+    gt[1:4, 1:4] = 1  # A, 9 px
+    pred[1:4, 1:4] = True  # predicted exactly
+    gt[1:3, 8:10] = 1  # B, 4 px, missed
+    pred[9:11, 1:3] = True  # FP, 4 px on in-distribution
+    gt[6:8, 8:10] = 1  # C1, 4 px
+    gt[6:8, 12:14] = 1  # C2, 4 px
+    pred[6:8, 8:14] = True  # 12 px over C1, the 4 px gap and C2
     return pred, gt
 
 
@@ -440,12 +448,12 @@ def test_smiyc_eight_connectivity_and_threshold_strictness():
 
 def test_smiyc_ignore_handling():
     gt = np.zeros((6, 12), np.uint8)
-    gt[:, 6] = 255              # an ignore strip
-    gt[1:3, 1:3] = 1            # 4 px object
+    gt[:, 6] = 255  # an ignore strip
+    gt[1:3, 1:3] = 1  # 4 px object
     pred = np.zeros((6, 12), bool)
-    pred[1:3, 1:5] = True       # object + 4 px in-distribution
-    pred[4, 4:9] = True         # crosses the ignore strip: split into (4,4)-(4,5) and (4,7)-(4,8)
-    pred[0:2, 6] = True         # wholly on ignore: no component at all
+    pred[1:3, 1:5] = True  # object + 4 px in-distribution
+    pred[4, 4:9] = True  # crosses the ignore strip: split into (4,4)-(4,5) and (4,7)-(4,8)
+    pred[0:2, 6] = True  # wholly on ignore: no component at all
     res = smiyc_component_metrics(pred, gt)
     assert sorted(res.ppv) == pytest.approx([0.0, 0.0, 0.5])  # 4/8 for the object's prediction
     assert sorted(res.pred_sizes) == [2, 2, 8]
@@ -454,12 +462,12 @@ def test_smiyc_ignore_handling():
 
 def test_smiyc_size_filters():
     gt = np.zeros((10, 10), np.uint8)
-    gt[1:4, 1:4] = 1   # 9 px, kept
-    gt[7, 7] = 1       # 1 px, below min_gt_size=2 -> becomes ignore
+    gt[1:4, 1:4] = 1  # 9 px, kept
+    gt[7, 7] = 1  # 1 px, below min_gt_size=2 -> becomes ignore
     pred = np.zeros((10, 10), bool)
     pred[1:4, 1:4] = True
     pred[7, 7:9] = True  # 2 px: 1 on the tiny GT (leaves the ROI), 1 on in-distribution
-    pred[9, 0] = True    # 1 px: below min_pred_size=2 -> dropped
+    pred[9, 0] = True  # 1 px: below min_pred_size=2 -> dropped
     res = smiyc_component_metrics(pred, gt, min_gt_size=2, min_pred_size=2)
     assert res.n_gt_components == 1 and list(res.siou) == [1.0]
     # the 2 px prediction keeps only its in-distribution pixel: PPV 0/1
@@ -553,8 +561,8 @@ def test_chan_single_pixel_overlap_threshold_and_ignore():
     gt[0:4, 0:4] = 1
     gt[:, 7] = 255
     score = np.zeros((8, 8), np.float32)
-    score[3:6, 3:6] = 0.5   # 9 px segment sharing only pixel (3, 3) with the object: IoU > 0 -> TP
-    score[0:3, 7] = 0.9     # on ignore only: removed, no FP
+    score[3:6, 3:6] = 0.5  # 9 px segment sharing only pixel (3, 3) with the object: IoU > 0 -> TP
+    score[0:3, 7] = 0.9  # on ignore only: removed, no FP
     res = chan_segment_metrics(score, gt, threshold=0.5)  # score >= t (eq. 5): 0.5 is predicted
     assert (res.tp, res.fp, res.fn) == (1, 0, 0) and res.n_in_dist_flagged == 8
     strict = chan_segment_metrics(score, gt, threshold=0.51)
@@ -591,7 +599,7 @@ def test_curves_match_sklearn_roc_and_pr() -> None:
     np.testing.assert_allclose(c.tpr, tpr[1:])
     np.testing.assert_allclose(c.thresholds, thr[1:])
     prec, rec, _ = precision_recall_curve(gt.ravel(), score.ravel())
-    np.testing.assert_allclose(c.precision[::-1], prec[:-1][-len(c.precision):])
+    np.testing.assert_allclose(c.precision[::-1], prec[:-1][-len(c.precision) :])
     assert c.hist_anomaly.sum() == gt.sum() and c.hist_in_dist.sum() == (gt == 0).sum()
     small = m.curves(max_points=5)
     assert len(small.tpr) == 5 and small.tpr[-1] == 1.0 and small.fpr[-1] == 1.0

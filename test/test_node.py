@@ -60,7 +60,9 @@ def test_node_outputs_headers_and_survives_corrupt_frame(tiny_model: Path, ros_e
                 client.publish(stamp, rng.integers(0, 255, (*hw, 3), dtype=np.uint8), enc, frame_id='cam_front')
                 assert client.wait_for(stamp, 30), f'no outputs for {enc}\n{proc.log()}'
             jpeg_stamp = 3_000_000_000
-            client.publish_compressed(jpeg_stamp, encode_compressed(rng.integers(0, 255, (32, 48, 3), np.uint8)), 'jpeg')
+            client.publish_compressed(
+                jpeg_stamp, encode_compressed(rng.integers(0, 255, (32, 48, 3), np.uint8)), 'jpeg'
+            )
             assert client.wait_for(jpeg_stamp, 30), proc.log()
             frames[jpeg_stamp] = ('jpeg', (32, 48))
 
@@ -87,8 +89,11 @@ def test_node_outputs_headers_and_survives_corrupt_frame(tiny_model: Path, ros_e
 def test_params_file_applies_in_a_namespace(tiny_model: Path, ros_env: dict[str, str], tmp_path: Path) -> None:
     """The shipped file's '/**/anomaly_seg' section reaches a namespaced node (a plain key would not)."""
     params = tmp_path / 'p.yaml'
-    params.write_text(PARAMS.read_text().replace('model: default', f'model: {tiny_model}')
-                      .replace('scorer: ""', 'scorer: max_softmax'))
+    params.write_text(
+        PARAMS.read_text()
+        .replace('model: default', f'model: {tiny_model}')
+        .replace('scorer: ""', 'scorer: max_softmax')
+    )
     ns = _ns()
     with NodeProcess(params, ns, ros_env) as proc:
         client = FrameClient(ns)
@@ -100,8 +105,18 @@ def test_params_file_applies_in_a_namespace(tiny_model: Path, ros_env: dict[str,
 
 
 def test_node_fails_at_startup_naming_bad_parameter(tiny_model: Path, ros_env: dict[str, str]) -> None:
-    bad = [sys.executable, '-m', 'anomaly_seg_ros.ros.node', '--ros-args', '--params-file', str(PARAMS),
-           '-p', f'model:={tiny_model}', '-p', 'input_qos:=fastest']
+    bad = [
+        sys.executable,
+        '-m',
+        'anomaly_seg_ros.ros.node',
+        '--ros-args',
+        '--params-file',
+        str(PARAMS),
+        '-p',
+        f'model:={tiny_model}',
+        '-p',
+        'input_qos:=fastest',
+    ]
     r = subprocess.run(bad, env=ros_env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "parameter 'input_qos'" in r.stderr or "key 'input_qos'" in r.stderr, r.stderr
@@ -117,8 +132,13 @@ def test_node_fails_at_startup_naming_missing_model(ros_env: dict[str, str]) -> 
 def test_cli_node_rejects_unknown_key_in_params_file(tmp_path: Path, ros_env: dict[str, str]) -> None:
     p = tmp_path / 'p.yaml'
     p.write_text('anomaly_seg:\n  ros__parameters:\n    scorrer: entropy\n')
-    r = subprocess.run([sys.executable, '-m', 'anomaly_seg_ros.cli', 'node', '--params', str(p)],
-                       env=ros_env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, '-m', 'anomaly_seg_ros.cli', 'node', '--params', str(p)],
+        env=ros_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "unknown key 'scorrer'" in r.stderr, r.stderr
 
 

@@ -64,7 +64,7 @@ def test_checkpoint_mismatch_lists_keys(tmp_path: Path, tiny_model: Path) -> Non
     del state['head.1.bias']
     torch.save(state, tmp_path / 'bad.pt')
     net = build_net('icnet_small', 19, width=8)
-    with pytest.raises(CheckpointError, match=r"missing keys \[head\.1\.bias\]; unexpected keys \[extra\.weight\]"):
+    with pytest.raises(CheckpointError, match=r'missing keys \[head\.1\.bias\]; unexpected keys \[extra\.weight\]'):
         load_state_dict_strict(net, tmp_path / 'bad.pt')
 
 

@@ -44,7 +44,7 @@ def _mask(*values: int, dtype: type = np.uint8) -> np.ndarray:
     """An HxW mask with ``values`` in equal vertical bands."""
     m = np.zeros((H, W), dtype=dtype)
     for i, v in enumerate(values):
-        m[:, i * W // len(values):(i + 1) * W // len(values)] = v
+        m[:, i * W // len(values) : (i + 1) * W // len(values)] = v
     return m
 
 
@@ -85,10 +85,14 @@ def _cityscapes(tmp: Path, kind: str, masks: dict[str, np.ndarray]) -> dict[str,
 
 
 def test_cityscapes_label_ids_are_mapped(tmp_path: Path) -> None:
-    images = _cityscapes(tmp_path, 'labelIds', {
-        'zurich_000000_000019': _bands(7, 26, 0, 255),
-        'aachen_000001_000019': _bands(33, 8, 4),
-    })
+    images = _cityscapes(
+        tmp_path,
+        'labelIds',
+        {
+            'zurich_000000_000019': _bands(7, 26, 0, 255),
+            'aachen_000001_000019': _bands(33, 8, 4),
+        },
+    )
     r = CityscapesReader(tmp_path)
     assert len(r) == 2
     assert r.names == ['aachen/aachen_000001_000019_leftImg8bit', 'zurich/zurich_000000_000019_leftImg8bit']
@@ -130,17 +134,26 @@ def test_cityscapes_errors(tmp_path: Path) -> None:
     (tmp_path / 'gtFine/val').mkdir(parents=True)
     with pytest.raises(DatasetError, match=_m('*/*_leftImg8bit.png', 'leftImg8bit/val')):
         CityscapesReader(tmp_path)
-    _cityscapes(tmp_path, 'labelIds', {
-        'bonn_000000_000001': _bands(7, 40),  # 40 is no Cityscapes labelId
-        'bonn_000000_000002': None,  # no label at all
-        'bonn_000000_000003': np.zeros((H + 1, W), np.uint8),
-    })
+    _cityscapes(
+        tmp_path,
+        'labelIds',
+        {
+            'bonn_000000_000001': _bands(7, 40),  # 40 is no Cityscapes labelId
+            'bonn_000000_000002': None,  # no label at all
+            'bonn_000000_000003': np.zeros((H + 1, W), np.uint8),
+        },
+    )
     r = CityscapesReader(tmp_path)
     with pytest.raises(DatasetError, match=_m('labelId value 40', 'bonn_000000_000001_gtFine_labelIds.png')):
         r[0]
-    with pytest.raises(DatasetError, match=_m(
-            'bonn_000000_000002_leftImg8bit.png', 'bonn_000000_000002_gtFine_labelTrainIds.png',
-            'bonn_000000_000002_gtFine_labelIds.png')):
+    with pytest.raises(
+        DatasetError,
+        match=_m(
+            'bonn_000000_000002_leftImg8bit.png',
+            'bonn_000000_000002_gtFine_labelTrainIds.png',
+            'bonn_000000_000002_gtFine_labelIds.png',
+        ),
+    ):
         r[1]
     with pytest.raises(DatasetError, match=_m('bonn_000000_000003_gtFine_labelIds.png', '32x17', '32x16')):
         r[2]
@@ -168,10 +181,13 @@ def _laf(tmp: Path, masks: dict[tuple[str, str], np.ndarray | None]) -> dict[str
 
 def test_lost_and_found(tmp_path: Path) -> None:
     seq = '04_Maurener_Weg_8'
-    images = _laf(tmp_path, {
-        (seq, f'{seq}_000002_000060'): _bands(1, 5, 0, 43),
-        (seq, f'{seq}_000000_000030'): _bands(1, 1),
-    })
+    images = _laf(
+        tmp_path,
+        {
+            (seq, f'{seq}_000002_000060'): _bands(1, 5, 0, 43),
+            (seq, f'{seq}_000000_000030'): _bands(1, 1),
+        },
+    )
     r = LostAndFoundReader(tmp_path)
     assert r.names == [f'{seq}/{seq}_000000_000030_leftImg8bit', f'{seq}/{seq}_000002_000060_leftImg8bit']
     s0, s1 = list(r)
@@ -188,13 +204,17 @@ def test_lost_and_found_errors(tmp_path: Path) -> None:
     _laf(tmp_path, {('s', 's_000000_000001'): None})
     with pytest.raises(DatasetError, match=_m('gtCoarse', 'test')):
         LostAndFoundReader(tmp_path)
-    _laf(tmp_path, {
-        ('s', 's_000000_000002'): _mask(1, 300, dtype=np.uint16),
-        ('s', 's_000000_000003'): _bands(1, 2, 44),
-    })
+    _laf(
+        tmp_path,
+        {
+            ('s', 's_000000_000002'): _mask(1, 300, dtype=np.uint16),
+            ('s', 's_000000_000003'): _bands(1, 2, 44),
+        },
+    )
     r = LostAndFoundReader(tmp_path)
-    with pytest.raises(DatasetError, match=_m('s_000000_000001_leftImg8bit.png',
-                                              's_000000_000001_gtCoarse_labelIds.png')):
+    with pytest.raises(
+        DatasetError, match=_m('s_000000_000001_leftImg8bit.png', 's_000000_000001_gtCoarse_labelIds.png')
+    ):
         r[0]
     with pytest.raises(DatasetError, match=_m('labelId value 300', 's_000000_000002_gtCoarse_labelIds.png')):
         r[1]
@@ -206,11 +226,14 @@ def test_lost_and_found_errors(tmp_path: Path) -> None:
 # Fishyscapes
 
 
-@pytest.mark.parametrize('variant, sub, image_folder', [
-    ('lostandfound', '', 'images'),
-    ('lostandfound', 'LostAndFound', 'original'),
-    ('static', 'Static', 'images'),
-])
+@pytest.mark.parametrize(
+    'variant, sub, image_folder',
+    [
+        ('lostandfound', '', 'images'),
+        ('lostandfound', 'LostAndFound', 'original'),
+        ('static', 'Static', 'images'),
+    ],
+)
 def test_fishyscapes_layouts(tmp_path: Path, variant: str, sub: str, image_folder: str) -> None:
     base = tmp_path / sub if sub else tmp_path
     rgb_b = _rgb(21)
@@ -352,8 +375,9 @@ def test_folder_default_mapping(tmp_path: Path) -> None:
 def test_folder_custom_values_and_names(tmp_path: Path) -> None:
     _write_image(tmp_path / 'rgb' / 'a.png', _rgb(0))
     _write_mask(tmp_path / 'gt' / 'a.png', _mask(2, 3, 9, 1000, dtype=np.uint16))
-    r = FolderReader(tmp_path, images='rgb', masks='gt', anomaly_values=(2, 3), ignore_values=(1000,),
-                     in_dist_values=(9,))
+    r = FolderReader(
+        tmp_path, images='rgb', masks='gt', anomaly_values=(2, 3), ignore_values=(1000,), in_dist_values=(9,)
+    )
     np.testing.assert_array_equal(r[0].anomaly, _bands(1, 1, 0, 255))
     only_images = FolderReader(tmp_path, images='rgb', masks=None)
     assert only_images[0].anomaly is None and only_images[0].name == 'a'

@@ -29,6 +29,7 @@ EVIL = '<script>alert(1)</script>'
 # Fixtures.
 # ---------------------------------------------------------------------------------------------------
 
+
 def make_curves(seed: int = 0) -> tuple[Curves, dict]:
     """Curves and pixel metrics from PixelAnomalyMetrics on overlapping Gaussian scores."""
     rng = np.random.default_rng(seed)
@@ -40,9 +41,16 @@ def make_curves(seed: int = 0) -> tuple[Curves, dict]:
         acc.update(score, gt)
     res = acc.compute()
     pixel = {
-        'ap': res.ap, 'auroc': res.auroc, 'fpr95': res.fpr95, 'n_pos': res.n_pos, 'n_neg': res.n_neg,
-        'ap_error_bound': res.ap_error_bound, 'auroc_error_bound': res.auroc_error_bound,
-        'fpr95_error_bound': res.fpr95_error_bound, 'mode': res.mode, 'note': res.note,
+        'ap': res.ap,
+        'auroc': res.auroc,
+        'fpr95': res.fpr95,
+        'n_pos': res.n_pos,
+        'n_neg': res.n_neg,
+        'ap_error_bound': res.ap_error_bound,
+        'auroc_error_bound': res.auroc_error_bound,
+        'fpr95_error_bound': res.fpr95_error_bound,
+        'mode': res.mode,
+        'note': res.note,
     }
     return acc.curves(), pixel
 
@@ -60,8 +68,11 @@ def make_report(pixel: dict) -> dict:
             'mode': 'binned',
         },
         'pixel': pixel,
-        'segmentation': {'miou': np.float32(0.6125), 'per_class_iou': {'road': 0.97, 'sidewalk': float('nan')},
-                         'note': 'classes absent from ground truth and prediction: sidewalk'},
+        'segmentation': {
+            'miou': np.float32(0.6125),
+            'per_class_iou': {'road': 0.97, 'sidewalk': float('nan')},
+            'note': 'classes absent from ground truth and prediction: sidewalk',
+        },
         'components': {
             'smiyc': {'mean_f1': 0.4321, 'taus': [0.25, 0.5, 0.75], 'f1': np.array([0.5, 0.4, 0.3])},
             'chan': {'tp': 7, 'fp': 3, 'fn': 2, 'f1': 0.7368},
@@ -89,16 +100,21 @@ def make_frames(n: int = 30) -> list[FrameRecord]:
             status = 'late'
         name = EVIL if i == 7 else f'frame_{i:04d}.png'
         evaluated = status in ('ok', 'late')
-        frames.append(FrameRecord(
-            index=i, name=name, stamp_ns=1_700_000_000_000_000_000 + i * 50_000_000, status=status,
-            n_anomaly_px=int(rng.integers(0, 500)) if evaluated else 0,
-            n_in_dist_px=7000 if evaluated else 0,
-            ap=float(rng.random()) if evaluated and i % 3 else None,
-            mean_score_anomaly=0.6 if evaluated else None,
-            mean_score_in_dist=0.25 if evaluated else None,
-            latency_ms=float(30 + 5 * rng.standard_normal()) if evaluated else None,
-            stage_ms={'preprocess': 2.0, 'infer': 20.0} if evaluated else {},
-        ))
+        frames.append(
+            FrameRecord(
+                index=i,
+                name=name,
+                stamp_ns=1_700_000_000_000_000_000 + i * 50_000_000,
+                status=status,
+                n_anomaly_px=int(rng.integers(0, 500)) if evaluated else 0,
+                n_in_dist_px=7000 if evaluated else 0,
+                ap=float(rng.random()) if evaluated and i % 3 else None,
+                mean_score_anomaly=0.6 if evaluated else None,
+                mean_score_in_dist=0.25 if evaluated else None,
+                latency_ms=float(30 + 5 * rng.standard_normal()) if evaluated else None,
+                stage_ms={'preprocess': 2.0, 'infer': 20.0} if evaluated else {},
+            )
+        )
     return frames
 
 
@@ -110,7 +126,7 @@ def make_worst(n: int = 2, h: int = 64, w: int = 128) -> list[WorstFrame]:
         image = np.stack([xx * 255 // max(w - 1, 1), yy * 255 // max(h - 1, 1), np.full_like(xx, 90)], -1)
         image = image.astype(np.uint8)
         gt = np.zeros((h, w), np.uint8)
-        gt[h // 4: h // 2, w // 3: w // 2] = 1
+        gt[h // 4 : h // 2, w // 3 : w // 2] = 1
         gt[: h // 8] = 255
         score = (0.2 + 0.6 * (gt == 1) + 0.1 * rng.random((h, w))).astype(np.float32)
         name = EVIL if k == 0 else f'worst_{k}.png'
@@ -121,10 +137,10 @@ def make_worst(n: int = 2, h: int = 64, w: int = 128) -> list[WorstFrame]:
 DATA_URI = re.compile(r'<img src="data:image/(png|jpeg);base64,([A-Za-z0-9+/=]+)"')
 
 
-
 # ---------------------------------------------------------------------------------------------------
 # HTML.
 # ---------------------------------------------------------------------------------------------------
+
 
 def test_html_full(tmp_path: Path) -> None:
     curves, pixel = make_curves()
@@ -139,14 +155,23 @@ def test_html_full(tmp_path: Path) -> None:
     # what was evaluated: first section, every value present
     first = text.index('What was evaluated')
     assert first < text.index('class="cards"') < text.index('Precision-recall')
-    for value in ('bags/road_run_17.mcap', '/camera/image_raw', '/anomaly_gt', 'gt == 255 ignored',
-                  'models/icnet_small_v3', 'entropy', 'topics.image', 'score_range', '[0, 1]'):
+    for value in (
+        'bags/road_run_17.mcap',
+        '/camera/image_raw',
+        '/anomaly_gt',
+        'gt == 255 ignored',
+        'models/icnet_small_v3',
+        'entropy',
+        'topics.image',
+        'score_range',
+        '[0, 1]',
+    ):
         assert value in text, value
     # headline numbers, 4 significant digits
     for key in ('ap', 'auroc', 'fpr95'):
         assert f'{pixel[key]:.4g}' in text, key
     assert '0.6125' in text and 'mIoU' in text
-    cards = text[text.index('class="cards"'):text.index('<h2>Figures')]
+    cards = text[text.index('class="cards"') : text.index('<h2>Figures')]
     assert '>30<' in cards and '>3<' in cards  # 30 frames, 3 dropped
     # other sections as tables: dotted keys, record matrices, lists of dicts, None + note
     assert 'per_class_iou.road' in text and 'smiyc.mean_f1' in text and '0.4321' in text
@@ -155,9 +180,8 @@ def test_html_full(tmp_path: Path) -> None:
     assert '(classes absent from ground truth and prediction: sidewalk)' in text
 
     # figures: PR, ROC, histogram, latency as PNG; worst frames: 2 x (jpeg, png, jpeg)
-    for caption in ('Precision-recall curve', 'ROC curve', 'In-distribution vs anomaly scores',
-                    'Latency over time'):
-        block = text[text.index(f'<figcaption>{caption}</figcaption>'):]
+    for caption in ('Precision-recall curve', 'ROC curve', 'In-distribution vs anomaly scores', 'Latency over time'):
+        block = text[text.index(f'<figcaption>{caption}</figcaption>') :]
         assert block.split('</figure>', 1)[0].count('<img src="data:image/png;base64,') == 1, caption
     uris = DATA_URI.findall(text)
     assert [m for m, _ in uris].count('png') == 4 + 2
@@ -183,8 +207,9 @@ def test_worst_images_downscaled_and_decodable(tmp_path: Path) -> None:
     text = out.read_text()
     import base64
 
-    imgs = [cv2.imdecode(np.frombuffer(base64.b64decode(b), np.uint8), cv2.IMREAD_COLOR)
-            for m, b in DATA_URI.findall(text)]
+    imgs = [
+        cv2.imdecode(np.frombuffer(base64.b64decode(b), np.uint8), cv2.IMREAD_COLOR) for m, b in DATA_URI.findall(text)
+    ]
     assert len(imgs) == 3
     for img in imgs:
         assert img.shape[1] == MAX_IMAGE_WIDTH and img.shape[0] == 120
@@ -198,8 +223,14 @@ def test_worst_images_downscaled_and_decodable(tmp_path: Path) -> None:
 def test_html_without_curves_or_frames(tmp_path: Path) -> None:
     report = {
         'evaluated': {'source': 'empty.mcap', 'frames': 0},
-        'pixel': {'ap': float('nan'), 'auroc': None, 'fpr95': None, 'n_pos': 0, 'n_neg': 0,
-                  'note': 'no anomaly pixel (gt == 1): AP, AUROC and FPR95 undefined'},
+        'pixel': {
+            'ap': float('nan'),
+            'auroc': None,
+            'fpr95': None,
+            'n_pos': 0,
+            'n_neg': 0,
+            'note': 'no anomaly pixel (gt == 1): AP, AUROC and FPR95 undefined',
+        },
     }
     out = tmp_path / 'r.html'
     write_html_report(report, None, [], [], out)
@@ -226,15 +257,21 @@ def test_html_all_frames_skipped_and_missing_evaluated(tmp_path: Path) -> None:
     out = tmp_path / 'r.html'
     write_html_report({'pixel': {}}, None, frames, [], out)
     text = out.read_text()
-    assert "The report has no &#x27;evaluated&#x27; block" in text
+    assert 'The report has no &#x27;evaluated&#x27; block' in text
     assert 'No latency plot: all 5 frames were skipped.' in text
     assert text.count('class="st-skipped"') == 5
     assert 'card bad' in text  # 0 frames ok is flagged
 
 
 def test_html_bad_worst_frame_does_not_lose_report(tmp_path: Path) -> None:
-    bad = WorstFrame('bad', 'shape mismatch', np.zeros((8, 8, 3), np.uint8), np.zeros((4, 4), np.uint8),
-                     np.zeros((8, 8), np.float32), (0.0, 1.0))
+    bad = WorstFrame(
+        'bad',
+        'shape mismatch',
+        np.zeros((8, 8, 3), np.uint8),
+        np.zeros((4, 4), np.uint8),
+        np.zeros((8, 8), np.float32),
+        (0.0, 1.0),
+    )
     out = tmp_path / 'r.html'
     write_html_report({'evaluated': {'source': 'x'}}, None, [], [bad, *make_worst(1)], out)
     text = out.read_text()
@@ -246,10 +283,22 @@ def test_html_many_frames_capped_and_small(tmp_path: Path) -> None:
     curves, pixel = make_curves()
     rng = np.random.default_rng(3)
     n = MAX_FRAME_ROWS + 500
-    frames = [FrameRecord(i, f'seq/frame_{i:06d}.png', i, 'dropped' if i % 97 == 0 else 'ok', 100, 9000,
-                          float(rng.random()), 0.7, 0.2, float(25 + rng.random() * 10),
-                          {'preprocess': 2.0, 'infer': 21.0, 'postprocess': 1.5})
-              for i in range(n)]
+    frames = [
+        FrameRecord(
+            i,
+            f'seq/frame_{i:06d}.png',
+            i,
+            'dropped' if i % 97 == 0 else 'ok',
+            100,
+            9000,
+            float(rng.random()),
+            0.7,
+            0.2,
+            float(25 + rng.random() * 10),
+            {'preprocess': 2.0, 'infer': 21.0, 'postprocess': 1.5},
+        )
+        for i in range(n)
+    ]
     worst = make_worst(8, h=256, w=1024)
     out = tmp_path / 'r.html'
     write_html_report(make_report(pixel), curves, frames, worst, out)
@@ -263,11 +312,18 @@ def test_html_many_frames_capped_and_small(tmp_path: Path) -> None:
 # JSON.
 # ---------------------------------------------------------------------------------------------------
 
+
 def test_json_report(tmp_path: Path) -> None:
     report = {
         'evaluated': {'source': 'a.mcap', 'score_range': (0.0, float('inf')), 'path': tmp_path / 'x'},
-        'pixel': {'ap': float('nan'), 'auroc': np.float64(0.75), 'fpr95': np.float32(np.nan),
-                  'n_pos': np.int64(12), 'flag': np.bool_(True), 'note': 'ü'},
+        'pixel': {
+            'ap': float('nan'),
+            'auroc': np.float64(0.75),
+            'fpr95': np.float32(np.nan),
+            'n_pos': np.int64(12),
+            'flag': np.bool_(True),
+            'note': 'ü',
+        },
         'segmentation': {'per_class_iou': np.array([0.5, np.nan, 0.25]), 'confusion': np.eye(2, dtype=np.int32)},
         'latency': {'infer': {'p50': np.float32(20.5)}, 'dropped': -np.inf},
         'skipped': [{'topic': '/t', 'index': np.uint16(3), 'reason': 'late'}],

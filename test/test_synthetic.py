@@ -192,7 +192,7 @@ def test_class_colours_are_plausible() -> None:
         s = generate(seed, config)
         img = s.image.astype(np.float32)
 
-        def mean(name: str) -> np.ndarray | None:
+        def mean(name: str, s=s, img=img) -> np.ndarray | None:  # type: ignore[no-untyped-def]
             m = s.labels == TRAIN_ID[name]
             return img[m].mean(axis=0) if m.sum() > 50 else None
 

@@ -57,17 +57,42 @@ def _cityscapes_tree(root: Path, split: str, n: int) -> None:
         stem = f'aachen_000000_{i:06d}'
         (root / 'leftImg8bit' / split / 'aachen').mkdir(parents=True, exist_ok=True)
         (root / 'gtFine' / split / 'aachen').mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / 'leftImg8bit' / split / 'aachen' / f'{stem}_leftImg8bit.png'),
-                    cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(root / 'leftImg8bit' / split / 'aachen' / f'{stem}_leftImg8bit.png'),
+            cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR),
+        )
         cv2.imwrite(str(root / 'gtFine' / split / 'aachen' / f'{stem}_gtFine_labelTrainIds.png'), s.labels)
 
 
 def test_cli_train_on_cityscapes_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _cityscapes_tree(tmp_path / 'cs', 'train', 3)
     _cityscapes_tree(tmp_path / 'cs', 'val', 2)
-    rc = cli_main(['train', 'seg', '--dataset', 'cityscapes', '--root', str(tmp_path / 'cs'), '--out',
-                   str(tmp_path / 'model'), '--iters', '2', '--eval-every', '2', '--batch', '2', '--width', '8',
-                   '--input-size', '128x64', '--crop', '96x48', '--val-frames', '0'])
+    rc = cli_main(
+        [
+            'train',
+            'seg',
+            '--dataset',
+            'cityscapes',
+            '--root',
+            str(tmp_path / 'cs'),
+            '--out',
+            str(tmp_path / 'model'),
+            '--iters',
+            '2',
+            '--eval-every',
+            '2',
+            '--batch',
+            '2',
+            '--width',
+            '8',
+            '--input-size',
+            '128x64',
+            '--crop',
+            '96x48',
+            '--val-frames',
+            '0',
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out['iteration'] == 2 and 0.0 <= out['val_miou'] <= 1.0

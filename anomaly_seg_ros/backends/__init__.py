@@ -25,7 +25,7 @@ def load_torch_net(model: ModelConfig) -> torch.nn.Module:
     if model.format == 'torchscript':
         try:
             return torch.jit.load(str(model.weights), map_location='cpu')
-        except Exception as e:  # torch.jit raises RuntimeError and friends for a bad archive
+        except Exception as e:  # noqa: BLE001 - torch.jit raises RuntimeError and friends for a bad archive
             raise CheckpointError(f'{model.weights}: cannot load TorchScript: {type(e).__name__}: {e}') from None
     raise BackendError(f'{model.directory}: format {model.format} has no torch net; use backend onnxruntime')
 
@@ -40,6 +40,7 @@ def build_backend(model: ModelConfig, backend: str = 'torch', device: str = 'cpu
 
         return OnnxRuntimeBackend(exported_onnx_for(model, load_torch_net(model)), device)
     if backend == 'tensorrt':
-        raise BackendError('backend tensorrt is not implemented yet (TensorRT compilation is a later issue); '
-                           'use torch or onnxruntime')
+        raise BackendError(
+            'backend tensorrt is not implemented yet (TensorRT compilation is a later issue); use torch or onnxruntime'
+        )
     raise BackendError(f'unknown backend {backend!r}; available: {", ".join(BACKENDS)}')

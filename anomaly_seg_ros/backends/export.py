@@ -37,12 +37,20 @@ def export_onnx(net: nn.Module, height: int, width: int, path: Path, opset: int 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            torch.onnx.export(net.eval(), (x,), str(tmp), opset_version=opset, dynamo=False,
-                              input_names=['image'], output_names=['logits'])
-    except Exception as e:  # the exporter raises many types; the reason is in the text
+            torch.onnx.export(
+                net.eval(),
+                (x,),
+                str(tmp),
+                opset_version=opset,
+                dynamo=False,
+                input_names=['image'],
+                output_names=['logits'],
+            )
+    except Exception as e:  # noqa: BLE001 - the exporter raises many types; the reason is in the text
         tmp.unlink(missing_ok=True)
-        raise BackendError(f'ONNX export of {type(net).__name__} at {width}x{height} failed: '
-                           f'{type(e).__name__}: {str(e)[-400:]}') from None
+        raise BackendError(
+            f'ONNX export of {type(net).__name__} at {width}x{height} failed: {type(e).__name__}: {str(e)[-400:]}'
+        ) from None
     tmp.replace(path)  # atomic: a concurrent reader never sees half a file
     return path
 
@@ -51,8 +59,10 @@ def exported_onnx_for(model: ModelConfig, net: nn.Module) -> Path:
     """Path of the cached ONNX export of this model folder; exported on first use."""
     h = hashlib.sha256()
     h.update(model.weights.read_bytes())
-    h.update(f'{model.architecture}|{sorted(model.arch_args.items())}|{model.input.height}x{model.input.width}|'
-             f'{OPSET}|{torch.__version__}'.encode())
+    h.update(
+        f'{model.architecture}|{sorted(model.arch_args.items())}|{model.input.height}x{model.input.width}|'
+        f'{OPSET}|{torch.__version__}'.encode()
+    )
     path = cache_dir() / 'onnx' / f'{model.name}-{h.hexdigest()[:16]}.onnx'
     if not path.is_file():
         export_onnx(net, model.input.height, model.input.width, path)

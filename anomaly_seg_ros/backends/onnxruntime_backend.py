@@ -19,18 +19,22 @@ class OnnxRuntimeBackend:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise BackendError('backend onnxruntime: the onnxruntime package is not installed '
-                               '(pip install onnxruntime, or onnxruntime-gpu for CUDA)') from None
+            raise BackendError(
+                'backend onnxruntime: the onnxruntime package is not installed '
+                '(pip install onnxruntime, or onnxruntime-gpu for CUDA)'
+            ) from None
         providers = ['CPUExecutionProvider']
         if device.startswith('cuda'):
             if 'CUDAExecutionProvider' not in ort.get_available_providers():
-                raise BackendError(f'backend onnxruntime: device {device!r} needs onnxruntime-gpu; available '
-                                   f'providers: {", ".join(ort.get_available_providers())}')
+                raise BackendError(
+                    f'backend onnxruntime: device {device!r} needs onnxruntime-gpu; available '
+                    f'providers: {", ".join(ort.get_available_providers())}'
+                )
             index = int(device.split(':')[1]) if ':' in device else 0
             providers = [('CUDAExecutionProvider', {'device_id': index}), 'CPUExecutionProvider']
         try:
             self.session = ort.InferenceSession(str(path), providers=providers)
-        except Exception as e:  # onnxruntime raises its own pybind exception types
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own pybind exception types
             raise BackendError(f'{path}: ONNX Runtime cannot load it: {type(e).__name__}: {e}') from None
         inputs = self.session.get_inputs()
         if len(inputs) != 1:

@@ -34,9 +34,7 @@ def require_rosbags() -> Any:
     try:
         import rosbags  # noqa: PLC0415
     except ImportError:
-        raise BagError(
-            'reading and writing bags needs the pure-Python rosbags library: pip install rosbags'
-        ) from None
+        raise BagError('reading and writing bags needs the pure-Python rosbags library: pip install rosbags') from None
     return rosbags
 
 

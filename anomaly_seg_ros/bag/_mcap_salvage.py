@@ -15,9 +15,10 @@ schema, 0x04 channel, 0x05 message, 0x06 chunk, 0x0F data end.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 __all__ = ['McapChannel', 'McapMessage', 'McapSalvage', 'McapSchema']
 
@@ -205,8 +206,7 @@ class McapSalvage:
                         if op == _OP_CHUNK:
                             yield from self._chunk(bio, length, start)
                         raise _Stop(
-                            f'file ends inside a record (opcode 0x{op:02x} of {length} bytes at '
-                            f'offset {start})'
+                            f'file ends inside a record (opcode 0x{op:02x} of {length} bytes at offset {start})'
                         )
                     if op == _OP_CHUNK:
                         yield from self._chunk(bio, length, start)

@@ -439,8 +439,10 @@ class BagReader:
             self._resolve(source, image_topic, anomaly_topic, labels_topic)
             if source.failure is not None and self.strict:
                 intact = source.topics[self.image_topic][1] or 0
-                where = f'after {self.image_topic} message {intact - 1}' if intact else (
-                    f'before any {self.image_topic} message'
+                where = (
+                    f'after {self.image_topic} message {intact - 1}'
+                    if intact
+                    else (f'before any {self.image_topic} message')
                 )
                 raise BagError(f'bag {self.path} is truncated or corrupt, intact data ends {where}: {source.failure}')
         finally:
@@ -467,9 +469,13 @@ class BagReader:
             if isinstance(arg, _Default):
                 return default if default in topics and topics[default][0] in IMAGE_TYPES else None
             if arg not in topics:
-                raise BagError(f'bag {self.path}: {role} topic {arg!r} is not in the bag; topics: {_topic_list(topics)}')
+                raise BagError(
+                    f'bag {self.path}: {role} topic {arg!r} is not in the bag; topics: {_topic_list(topics)}'
+                )
             if topics[arg][0] not in IMAGE_TYPES:
-                raise BagError(f'bag {self.path}: {role} topic {arg!r} has type {topics[arg][0]}, expected {IMAGE_TYPE}')
+                raise BagError(
+                    f'bag {self.path}: {role} topic {arg!r} has type {topics[arg][0]}, expected {IMAGE_TYPE}'
+                )
             return str(arg)
 
         self.anomaly_topic = gt(anomaly_topic, defaults.anomaly, 'anomaly')
@@ -485,7 +491,9 @@ class BagReader:
                 )
             image_topic = candidates[0]
         elif image_topic not in topics:
-            raise BagError(f'bag {self.path}: image topic {image_topic!r} is not in the bag; topics: {_topic_list(topics)}')
+            raise BagError(
+                f'bag {self.path}: image topic {image_topic!r} is not in the bag; topics: {_topic_list(topics)}'
+            )
         elif topics[image_topic][0] not in IMAGE_TYPES:
             raise BagError(
                 f'bag {self.path}: image topic {image_topic!r} has type {topics[image_topic][0]}, '
@@ -580,7 +588,9 @@ class BagReader:
             for topic, n in counters.items():
                 total = self._totals.get(topic)
                 if total is not None and n != total:
-                    issue = BagIssue(topic, n, f'the bag lists {total} messages on this topic but {n} were read: corrupt bag')
+                    issue = BagIssue(
+                        topic, n, f'the bag lists {total} messages on this topic but {n} were read: corrupt bag'
+                    )
                     if self.strict:
                         raise BagError(f'bag {self.path}: {issue}')
                     rep.failure = issue
@@ -607,11 +617,15 @@ class BagReader:
             prev, prev_index = self._prev_stamp
             if stamp < prev:
                 self._problem(
-                    rep.warnings, self.image_topic, index,
+                    rep.warnings,
+                    self.image_topic,
+                    index,
                     f'stamp {_fmt_ns(stamp)} < previous {_fmt_ns(prev)} (message {prev_index})',
                 )
             elif stamp == prev:
-                self._problem(rep.warnings, self.image_topic, index, f'stamp {_fmt_ns(stamp)} repeats message {prev_index}')
+                self._problem(
+                    rep.warnings, self.image_topic, index, f'stamp {_fmt_ns(stamp)} repeats message {prev_index}'
+                )
         self._prev_stamp = (stamp, index)
         image: np.ndarray | None
         try:
@@ -647,7 +661,9 @@ class BagReader:
         buf = self._buffers[role]
         if stamp in buf:
             self._problem(
-                self.report.skipped, topic, index,
+                self.report.skipped,
+                topic,
+                index,
                 f'header stamp {_fmt_ns(stamp)} repeats message {buf[stamp].index} of this topic',
             )
             return
@@ -683,15 +699,21 @@ class BagReader:
         if entry.image is None:
             return None  # undecodable image, already reported; its ground truth is used up with it
         if self._failed and (lost := [self._role_topic[r] for r in self._roles if r not in entry.gt]):
-            rep.skipped.append(BagIssue(
-                self.image_topic, entry.index,
-                f'frame skipped: its ground truth ({", ".join(map(str, lost))}) was not read before the bag broke off',
-            ))
+            rep.skipped.append(
+                BagIssue(
+                    self.image_topic,
+                    entry.index,
+                    f'frame skipped: its ground truth ({", ".join(map(str, lost))}) '
+                    'was not read before the bag broke off',
+                )
+            )
             return None
         for role, gt in entry.gt.items():
             if gt.bad is not None:
                 self._problem(
-                    rep.skipped, self.image_topic, entry.index,
+                    rep.skipped,
+                    self.image_topic,
+                    entry.index,
                     f'frame skipped: its {role} ({self._role_topic[role]} message {gt.index}) is unusable',
                 )
                 return None
@@ -699,7 +721,9 @@ class BagReader:
             assert gt.arr is not None
             if gt.arr.shape != entry.image.shape[:2]:
                 self._problem(
-                    rep.skipped, self._role_topic[role], gt.index,  # type: ignore[arg-type]
+                    rep.skipped,
+                    self._role_topic[role],
+                    gt.index,  # type: ignore[arg-type]
                     f'{_GT_WORD[role]} {hw(gt.arr)} vs image {hw(entry.image)} (HxW; image '
                     f'{self.image_topic} message {entry.index}): frame skipped',
                 )
@@ -730,8 +754,13 @@ def read_bag(
     >>> frames = list(reader); print(reader.report.summary())  # doctest: +SKIP
     """
     return BagReader(
-        path, image_topic=image_topic, anomaly_topic=anomaly_topic, labels_topic=labels_topic,
-        strict=strict, progress=progress, window=window,
+        path,
+        image_topic=image_topic,
+        anomaly_topic=anomaly_topic,
+        labels_topic=labels_topic,
+        strict=strict,
+        progress=progress,
+        window=window,
     )
 
 

@@ -153,7 +153,9 @@ def write_bag(
     gt_topics = {'anomaly': topics.anomaly, 'labels': topics.labels}
     names = [image_topic, *gt_topics.values()]
     if len(set(names)) != len(names):
-        raise BagError(f'topics must differ, got image={image_topic!r} anomaly={topics.anomaly!r} labels={topics.labels!r}')
+        raise BagError(
+            f'topics must differ, got image={image_topic!r} anomaly={topics.anomaly!r} labels={topics.labels!r}'
+        )
     fmt = f'rgb8; {compressed} compressed bgr8' if compressed else ''
 
     writer = Writer(out, version=BAG_VERSION, storage_plugin=StoragePlugin[storage.upper()])
@@ -208,7 +210,12 @@ def write_bag(
                 else:
                     step, data = rgb_to_image(sample.image, 'rgb8')
                     msg = Image(
-                        header=header, height=h, width=w, encoding='rgb8', is_bigendian=0, step=step,
+                        header=header,
+                        height=h,
+                        width=w,
+                        encoding='rgb8',
+                        is_bigendian=0,
+                        step=step,
                         data=np.frombuffer(data, dtype=np.uint8),
                     )
                     write(image_topic, IMAGE_TYPE, msg, stamp)
@@ -219,7 +226,12 @@ def write_bag(
                 if gt is None:
                     continue
                 msg = Image(
-                    header=header, height=h, width=w, encoding='mono8', is_bigendian=0, step=w,
+                    header=header,
+                    height=h,
+                    width=w,
+                    encoding='mono8',
+                    is_bigendian=0,
+                    step=w,
                     data=np.ascontiguousarray(gt).reshape(-1),
                 )
                 write(topic, IMAGE_TYPE, msg, stamp)

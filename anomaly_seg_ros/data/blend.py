@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -501,15 +502,17 @@ def _blend_sample(
         anomaly[band] = ANOMALY_IGNORE
         if labels is not None:
             labels[alpha > 0.0] = IGNORE_ID
-        records.append({
-            'kind': 'in_dist' if is_in_dist else 'anomaly',
-            'index': index,
-            'flip': flip,
-            'x': round(x, 2),
-            'y': round(y, 2),
-            'height': round(height, 2),
-            'pixels': int(np.count_nonzero(core)),
-        })
+        records.append(
+            {
+                'kind': 'in_dist' if is_in_dist else 'anomaly',
+                'index': index,
+                'flip': flip,
+                'x': round(x, 2),
+                'y': round(y, 2),
+                'height': round(height, 2),
+                'pixels': int(np.count_nonzero(core)),
+            }
+        )
     if image is sample.image:
         image = image.copy()
     return Sample(image=image, labels=labels, anomaly=anomaly, name=f'{sample.name}{NAME_SUFFIX}'), records

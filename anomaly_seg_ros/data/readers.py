@@ -100,8 +100,25 @@ PAIR_SUFFIXES: tuple[str, ...] = ('_leftImg8bit', '_labels_semantic', '_labels',
 
 # Official Cityscapes labelId -> trainId table (cityscapesScripts labels.py); unlisted ids -> 255.
 CITYSCAPES_LABEL_TO_TRAIN_ID: dict[int, int] = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-    26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
 }
 _CITYSCAPES_MAX_LABEL_ID = 33
 _LAF_MAX_LABEL_ID = 43
@@ -140,8 +157,7 @@ def _list_files(folder: Path, pattern: str, extensions: Iterable[str], what: str
     files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in exts)
     if not files:
         raise DatasetError(
-            f'no {what} found: nothing matches {pattern!r} with extension {"|".join(sorted(exts))} '
-            f'in {str(folder)!r}'
+            f'no {what} found: nothing matches {pattern!r} with extension {"|".join(sorted(exts))} in {str(folder)!r}'
         )
     return files
 
@@ -175,8 +191,10 @@ def _read_mask(path: Path) -> np.ndarray:
         raise DatasetError(f'mask file {str(path)!r} has dtype {mask.dtype}; expected 8- or 16-bit integers')
     if mask.ndim == 3:
         channels = mask[:, :, :3]
-        if not (np.array_equal(channels[:, :, 0], channels[:, :, 1])
-                and np.array_equal(channels[:, :, 0], channels[:, :, 2])):
+        if not (
+            np.array_equal(channels[:, :, 0], channels[:, :, 1])
+            and np.array_equal(channels[:, :, 0], channels[:, :, 2])
+        ):
             raise DatasetError(
                 f'mask file {str(path)!r} has {mask.shape[2]} colour channels with different values '
                 '(colour or palette PNG?); expected a single-channel label image'
@@ -231,8 +249,7 @@ def _mask_index(masks: Sequence[Path], folder: Path) -> tuple[dict[str, Path], d
         key = _pair_key(m.stem)
         if key in by_key:
             raise DatasetError(
-                f'masks {by_key[key].name!r} and {m.name!r} in {str(folder)!r} both pair with images of '
-                f'stem {key!r}'
+                f'masks {by_key[key].name!r} and {m.name!r} in {str(folder)!r} both pair with images of stem {key!r}'
             )
         by_key[key] = m
     return by_stem, by_key
@@ -341,10 +358,12 @@ class CityscapesReader(DatasetReader):
 
     LABEL_SOURCES: tuple[str, ...] = ('auto', 'trainIds', 'labelIds')
     _TRAIN_LUT = _lut({**{i: i for i in range(19)}, IGNORE_ID: IGNORE_ID})
-    _LABEL_LUT = _lut({
-        **{i: CITYSCAPES_LABEL_TO_TRAIN_ID.get(i, IGNORE_ID) for i in range(_CITYSCAPES_MAX_LABEL_ID + 1)},
-        255: IGNORE_ID,  # license plate (-1) as stored in uint8
-    })
+    _LABEL_LUT = _lut(
+        {
+            **{i: CITYSCAPES_LABEL_TO_TRAIN_ID.get(i, IGNORE_ID) for i in range(_CITYSCAPES_MAX_LABEL_ID + 1)},
+            255: IGNORE_ID,  # license plate (-1) as stored in uint8
+        }
+    )
 
     def __init__(self, root: str | Path, split: str = 'val', label_source: str = 'auto') -> None:
         if label_source not in self.LABEL_SOURCES:
@@ -379,9 +398,7 @@ class CityscapesReader(DatasetReader):
                 expected = f'{path.name!r} or {path.name.replace("labelTrainIds", "labelIds")!r}'
             else:
                 expected = repr(path.name)
-            raise DatasetError(
-                f'no label for image {str(entry.image)!r}: expected {expected} in {str(path.parent)!r}'
-            )
+            raise DatasetError(f'no label for image {str(entry.image)!r}: expected {expected} in {str(path.parent)!r}')
         image = _read_image(entry.image)
         raw = _read_mask(path)
         _check_size(image, raw, path, entry.image)

@@ -41,8 +41,9 @@ import contextlib
 import functools
 import math
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -140,9 +141,7 @@ class WorldConfig:
         if not _is_int(self.max_anomalies) or self.max_anomalies < 0:
             raise WorldConfigError(f'WorldConfig.max_anomalies must be an int >= 0, got {self.max_anomalies!r}')
         if self.max_anomalies == 0 and p > 0:
-            raise WorldConfigError(
-                f'WorldConfig.max_anomalies must be >= 1 when anomaly_prob > 0 (anomaly_prob={p!r})'
-            )
+            raise WorldConfigError(f'WorldConfig.max_anomalies must be >= 1 when anomaly_prob > 0 (anomaly_prob={p!r})')
         if self.anomaly_family not in ANOMALY_FAMILIES:
             raise WorldConfigError(
                 f'WorldConfig.anomaly_family must be one of {ANOMALY_FAMILIES}, got {self.anomaly_family!r}'
@@ -150,9 +149,7 @@ class WorldConfig:
         if not _is_int(self.ignore_band) or self.ignore_band < 0:
             raise WorldConfigError(f'WorldConfig.ignore_band must be an int >= 0, got {self.ignore_band!r}')
         if not isinstance(self.weather, str) or (self.weather != 'random' and self.weather not in WEATHERS):
-            raise WorldConfigError(
-                f"WorldConfig.weather must be 'random' or one of {WEATHERS}, got {self.weather!r}"
-            )
+            raise WorldConfigError(f"WorldConfig.weather must be 'random' or one of {WEATHERS}, got {self.weather!r}")
         if not isinstance(self.void_objects, (bool, np.bool_)):
             raise WorldConfigError(f'WorldConfig.void_objects must be a bool, got {self.void_objects!r}')
 
@@ -243,11 +240,26 @@ def _mix(a: Color, b: Color, t: float) -> Color:
 
 # Per-class texture amplitudes (coarse blotches, mid-scale texture, fine grain), in grey levels.
 _TEXTURE = {
-    _ROAD: (10, 5, 9), _SIDEWALK: (8, 5, 7), _BUILDING: (10, 6, 5), _WALL: (10, 6, 7),
-    _FENCE: (4, 3, 4), _POLE: (4, 2, 3), _LIGHT: (2, 2, 3), _SIGN: (2, 2, 3),
-    _VEGETATION: (18, 22, 20), _TERRAIN: (16, 10, 12), _SKY: (12, 3, 2), _PERSON: (4, 4, 4),
-    _RIDER: (4, 4, 4), _CAR: (4, 2, 3), _TRUCK: (6, 3, 3), _BUS: (5, 3, 3), TRAIN_ID['train']: (5, 3, 3),
-    _MOTORCYCLE: (4, 3, 3), _BICYCLE: (3, 3, 3), IGNORE_ID: (6, 5, 6),
+    _ROAD: (10, 5, 9),
+    _SIDEWALK: (8, 5, 7),
+    _BUILDING: (10, 6, 5),
+    _WALL: (10, 6, 7),
+    _FENCE: (4, 3, 4),
+    _POLE: (4, 2, 3),
+    _LIGHT: (2, 2, 3),
+    _SIGN: (2, 2, 3),
+    _VEGETATION: (18, 22, 20),
+    _TERRAIN: (16, 10, 12),
+    _SKY: (12, 3, 2),
+    _PERSON: (4, 4, 4),
+    _RIDER: (4, 4, 4),
+    _CAR: (4, 2, 3),
+    _TRUCK: (6, 3, 3),
+    _BUS: (5, 3, 3),
+    TRAIN_ID['train']: (5, 3, 3),
+    _MOTORCYCLE: (4, 3, 3),
+    _BICYCLE: (3, 3, 3),
+    IGNORE_ID: (6, 5, 6),
 }
 
 
@@ -315,7 +327,9 @@ class _Camera:
         top = self.pts(X, ds, z1)
         return np.concatenate([self.pts(X, ds, Z0), top[::-1]])
 
-    def box_faces(self, X0: float, X1: float, d0: float, d1: float, Z0: float, Z1: float) -> list[tuple[str, np.ndarray]]:
+    def box_faces(
+        self, X0: float, X1: float, d0: float, d1: float, Z0: float, Z1: float
+    ) -> list[tuple[str, np.ndarray]]:
         """Visible faces of an axis-aligned box in drawing order (farther faces first)."""
         faces: list[tuple[str, np.ndarray]] = []
         dm = 0.5 * (d0 + d1)
@@ -564,15 +578,25 @@ class _Renderer:
     def _weather_params(self, weather: str) -> dict[str, Any]:
         """Per-frame lighting: sun (shadows), ambient level, colour tint, fog, rain, lamps; weather stream."""
         wu = self.wu
-        wx: dict[str, Any] = {'sun': None, 'fog': None, 'rain': None, 'lamps': False, 'ambient': 1.0,
-                              'tint': (1.0, 1.0, 1.0), 'bias_k': 1.0, 'glow': 0.0, 'pool': 0.0}
+        wx: dict[str, Any] = {
+            'sun': None,
+            'fog': None,
+            'rain': None,
+            'lamps': False,
+            'ambient': 1.0,
+            'tint': (1.0, 1.0, 1.0),
+            'bias_k': 1.0,
+            'glow': 0.0,
+            'pool': 0.0,
+        }
         if weather in ('clear', 'dusk'):
             elev = math.radians(wu(20.0, 62.0) if weather == 'clear' else wu(5.0, 14.0))
             azim = wu(0.0, 2.0 * math.pi)  # direction towards the sun: 0 = straight ahead, pi/2 = right
             cot = 1.0 / math.tan(elev)
             # shadow offset on the ground per unit of height, and how directly each facade faces the sun
             wx['sun'] = {
-                'sx': -math.sin(azim) * cot, 'sd': -math.cos(azim) * cot,
+                'sx': -math.sin(azim) * cot,
+                'sd': -math.cos(azim) * cot,
                 'shade': wu(0.45, 0.62) if weather == 'clear' else wu(0.55, 0.72),
                 'left': 0.8 + 0.45 * max(0.0, math.sin(azim)) - 0.1 * max(0.0, -math.sin(azim)),
                 'right': 0.8 + 0.45 * max(0.0, -math.sin(azim)) - 0.1 * max(0.0, math.sin(azim)),
@@ -605,10 +629,19 @@ class _Renderer:
         elif weather == 'rain':
             wx['ambient'] = wu(0.62, 0.8)
             wx['tint'] = (wu(0.92, 0.98), wu(0.96, 1.0), 1.0)
-            wx['fog'] = {'vis': wu(60.0, 200.0), 'color': _hsv(wu(195, 225), wu(0.02, 0.08), wu(0.5, 0.68)),
-                         'sky': 0.85}
-            wx['rain'] = {'density': wu(0.5, 2.0), 'angle': wu(-0.35, 0.35), 'length': wu(0.025, 0.07),
-                          'amp': wu(18.0, 40.0), 'wet': wu(0.6, 0.78), 'reflect': wu(0.18, 0.35)}
+            wx['fog'] = {
+                'vis': wu(60.0, 200.0),
+                'color': _hsv(wu(195, 225), wu(0.02, 0.08), wu(0.5, 0.68)),
+                'sky': 0.85,
+            }
+            wx['rain'] = {
+                'density': wu(0.5, 2.0),
+                'angle': wu(-0.35, 0.35),
+                'length': wu(0.025, 0.07),
+                'amp': wu(18.0, 40.0),
+                'wet': wu(0.6, 0.78),
+                'reflect': wu(0.18, 0.35),
+            }
             wx['bias_k'] = 0.5
         return wx
 
@@ -739,8 +772,14 @@ class _Renderer:
             terrain = _hsv(u(25, 50), u(0.25, 0.5), u(0.4, 0.6))
         top, hor = self._weather_sky()
         return {
-            'road': road, 'walk': walk, 'curb': _scale(walk, u(1.05, 1.3)), 'veg': veg, 'terrain': terrain,
-            'sky_top': top, 'sky_hor': hor, 'marking': _hsv(0, 0, u(0.8, 0.97)),
+            'road': road,
+            'walk': walk,
+            'curb': _scale(walk, u(1.05, 1.3)),
+            'veg': veg,
+            'terrain': terrain,
+            'sky_top': top,
+            'sky_hor': hor,
+            'marking': _hsv(0, 0, u(0.8, 0.97)),
             'yellow_marking': _hsv(u(45, 52), u(0.6, 0.85), u(0.75, 0.95)),
             'rail': _hsv(u(20, 40), u(0.0, 0.15), u(0.45, 0.7)),
         }
@@ -846,8 +885,11 @@ class _Renderer:
         self.tram_X = X
         gauge = 0.48
         if self.chance(0.4):  # the track bed is paved differently
-            c.poly(cam.strip(X - gauge - 0.25, X + gauge + 0.25, self.d_lo, self.d_max),
-                   _scale(self.style['road'], self.u(0.8, 1.2)), _ROAD)
+            c.poly(
+                cam.strip(X - gauge - 0.25, X + gauge + 0.25, self.d_lo, self.d_max),
+                _scale(self.style['road'], self.u(0.8, 1.2)),
+                _ROAD,
+            )
         rail, groove = self.style['rail'], _scale(self.style['road'], 0.35)
         for off in (-gauge, gauge):
             c.poly(cam.strip(X + off - 0.05, X + off + 0.05, self.d_lo, self.d_max), groove, _ROAD)
@@ -871,7 +913,9 @@ class _Renderer:
         lower = np.concatenate([np.stack([xs, ys + 0.5 * (H - ys) + 1], 1), [[W + 1.0, H + 1.0], [-2.0, H + 1.0]]])
         prims.append(('poly', np.rint(lower).astype(np.int32), _scale(col, u(0.7, 0.9)), None))
         hi = 0.15 + 0.15 * u(0, 1)
-        band = np.concatenate([np.stack([xs, ys + hi * (H - ys) + 1], 1), np.stack([xs, ys + (hi + 0.08) * (H - ys) + 1], 1)[::-1]])
+        band = np.concatenate(
+            [np.stack([xs, ys + hi * (H - ys) + 1], 1), np.stack([xs, ys + (hi + 0.08) * (H - ys) + 1], 1)[::-1]]
+        )
         prims.append(('poly', np.rint(band).astype(np.int32), _mix(col, self.style['sky_hor'], u(0.2, 0.5)), None))
         self.bonnet = prims
         self.y_floor = float(H - hc)
@@ -1000,8 +1044,14 @@ class _Renderer:
             for z in np.arange(u(2.5, 3.5), Z - 0.3, u(1.8, 2.4)):
                 c.poly(cam.wall(X, d0, d1, z, z + 0.12), band, _BUILDING)
         # windows
-        win_col = self.pick([_hsv(u(190, 230), u(0.1, 0.35), u(0.15, 0.45)), _hsv(0, 0, u(0.05, 0.25)),
-                             _hsv(u(30, 50), u(0.2, 0.5), u(0.55, 0.8))], [0.55, 0.35, 0.10])
+        win_col = self.pick(
+            [
+                _hsv(u(190, 230), u(0.1, 0.35), u(0.15, 0.45)),
+                _hsv(0, 0, u(0.05, 0.25)),
+                _hsv(u(30, 50), u(0.2, 0.5), u(0.55, 0.8)),
+            ],
+            [0.55, 0.35, 0.10],
+        )
         floor = u(1.8, 2.4)
         wz = u(0.7, 1.2)
         spacing = u(1.6, 3.0)
@@ -1016,11 +1066,23 @@ class _Renderer:
             xs_b, ys_b = cam.xy(X, dd + ww, zz)
             xs_c, ys_c = cam.xy(X, dd + ww, zz + wz)
             xs_d, ys_d = cam.xy(X, dd, zz + wz)
-            quads = np.stack([np.stack([xs_a, ys_a], 1), np.stack([xs_b, ys_b], 1),
-                              np.stack([xs_c, ys_c], 1), np.stack([xs_d, ys_d], 1)], axis=1)
+            quads = np.stack(
+                [
+                    np.stack([xs_a, ys_a], 1),
+                    np.stack([xs_b, ys_b], 1),
+                    np.stack([xs_c, ys_c], 1),
+                    np.stack([xs_d, ys_d], 1),
+                ],
+                axis=1,
+            )
             quads = np.clip(np.rint(quads), -cam.lim, cam.lim).astype(np.int32)
             widths = np.abs(quads[:, 0, 0] - quads[:, 1, 0])
-            keep = (widths >= 1) & (quads[:, :, 0].max(1) >= 0) & (quads[:, :, 0].min(1) < self.W) & (quads[:, :, 1].max(1) >= 0)
+            keep = (
+                (widths >= 1)
+                & (quads[:, :, 0].max(1) >= 0)
+                & (quads[:, :, 0].min(1) < self.W)
+                & (quads[:, :, 1].max(1) >= 0)
+            )
             kept = quads[keep]
             c.polys(list(kept), win_col, _BUILDING)
             if self.lamps_on and len(kept):  # some windows lit (image only; weather stream)
@@ -1052,26 +1114,50 @@ class _Renderer:
             X = base + side.sign * 0.3
             pts = np.concatenate([cam.pts(X, ds, 0.0), cam.pts(X, ds, Z)[::-1]])
             self.canvas.poly(pts, _scale(self.jitter(self.style['veg'], 0.08), 0.85), _VEGETATION)
-            self.casters.append((min(X, X + side.sign * 0.6), max(X, X + side.sign * 0.6), ds[0], ds[-1], 0.0, float(Z.mean())))
+            self.casters.append(
+                (min(X, X + side.sign * 0.6), max(X, X + side.sign * 0.6), ds[0], ds[-1], 0.0, float(Z.mean()))
+            )
 
-    def _tree_prims(self, X: float, d: float, r: float, out: list[tuple] | None,
-                    casters: list[tuple[float, float, float, float, float, float]] | None = None) -> list[tuple]:
+    def _tree_prims(
+        self,
+        X: float,
+        d: float,
+        r: float,
+        out: list[tuple] | None,
+        casters: list[tuple[float, float, float, float, float, float]] | None = None,
+    ) -> list[tuple]:
         cam, u = self.cam, self.u
         g = cam.g(d)
         prims: list[tuple] = []
         trunk_h = u(1.0, 3.0)
         tw = u(0.12, 0.3)
         trunk_col = _hsv(u(20, 40), u(0.2, 0.5), u(0.15, 0.35))
-        prims.append(('poly', cam.pts([X - tw / 2, X + tw / 2, X + tw / 2, X - tw / 2], d,
-                                      [0, 0, trunk_h + r * 0.5, trunk_h + r * 0.5]), trunk_col, _VEGETATION))
+        prims.append(
+            (
+                'poly',
+                cam.pts(
+                    [X - tw / 2, X + tw / 2, X + tw / 2, X - tw / 2], d, [0, 0, trunk_h + r * 0.5, trunk_h + r * 0.5]
+                ),
+                trunk_col,
+                _VEGETATION,
+            )
+        )
         cx, cy = cam.point(X, d, trunk_h + r * 0.8)
         col = self.jitter(self.style['veg'], 0.1)
         prims.append(('ellipse', (cx, cy), (r * g, r * g * u(0.8, 1.2)), 0, col, _VEGETATION))
         for _ in range(int(self.rng.integers(2, 5))):
             ox, oy = self.rng.uniform(-0.6, 0.6, 2) * r * g
             rr = r * g * u(0.35, 0.65)
-            prims.append(('ellipse', (cx + ox, cy + oy), (rr, rr * u(0.7, 1.2)), u(0, 180),
-                          _scale(col, u(0.7, 1.25)), _VEGETATION))
+            prims.append(
+                (
+                    'ellipse',
+                    (cx + ox, cy + oy),
+                    (rr, rr * u(0.7, 1.2)),
+                    u(0, 180),
+                    _scale(col, u(0.7, 1.25)),
+                    _VEGETATION,
+                )
+            )
         if casters is not None:
             casters.append((X - tw / 2, X + tw / 2, d - tw / 2, d + tw / 2, 0.0, trunk_h))
             casters.append((X - 0.8 * r, X + 0.8 * r, d - 0.8 * r, d + 0.8 * r, trunk_h, trunk_h + 1.6 * r))
@@ -1085,15 +1171,25 @@ class _Renderer:
         cam, u, c = self.cam, self.u, self.canvas
         X = side.facade if X is None else X
         if self.chance(0.5):  # wall
-            col = self.pick([_hsv(u(0, 360), u(0, 0.08), u(0.45, 0.75)), _hsv(u(5, 20), u(0.4, 0.6), u(0.35, 0.55)),
-                             _hsv(u(30, 45), u(0.15, 0.3), u(0.55, 0.75))])
+            col = self.pick(
+                [
+                    _hsv(u(0, 360), u(0, 0.08), u(0.45, 0.75)),
+                    _hsv(u(5, 20), u(0.4, 0.6), u(0.35, 0.55)),
+                    _hsv(u(30, 45), u(0.15, 0.3), u(0.55, 0.75)),
+                ]
+            )
             Z = u(0.5, 1.6)
             c.poly(cam.wall(X, d0, d1, 0.0, Z), col, _WALL)
             c.poly(cam.wall(X, d0, d1, Z - 0.08, Z), _scale(col, 1.15), _WALL)
             self.casters.append((min(X, X + side.sign * 0.2), max(X, X + side.sign * 0.2), d0, d1, 0.0, Z))
         else:  # fence: posts and rails
-            col = self.pick([_hsv(0, 0, u(0.2, 0.5)), _hsv(u(90, 150), u(0.3, 0.6), u(0.2, 0.4)),
-                             _hsv(u(20, 35), u(0.4, 0.6), u(0.3, 0.5))])
+            col = self.pick(
+                [
+                    _hsv(0, 0, u(0.2, 0.5)),
+                    _hsv(u(90, 150), u(0.3, 0.6), u(0.2, 0.4)),
+                    _hsv(u(20, 35), u(0.4, 0.6), u(0.3, 0.5)),
+                ]
+            )
             Z = u(0.7, 1.4)
             step = u(1.0, 2.5)
             d = d0
@@ -1113,8 +1209,13 @@ class _Renderer:
                     c.draw([('line', pts[k], pts[k + 1], col, _FENCE, tk)])
 
     # -- objects -------------------------------------------------------------------------------------
-    def _free(self, bbox: tuple[float, float, float, float], footprint: tuple[float, float, float, float] | None,
-              anomaly: bool = False, depth: float = 0.0) -> list[_Object] | None:
+    def _free(
+        self,
+        bbox: tuple[float, float, float, float],
+        footprint: tuple[float, float, float, float] | None,
+        anomaly: bool = False,
+        depth: float = 0.0,
+    ) -> list[_Object] | None:
         """None if the object may not go there, else the obstacles it would partly hide.
 
         Footprints never overlap. Obstacles keep clear of each other (and of objects placed before
@@ -1141,16 +1242,26 @@ class _Renderer:
                     return None
         return hidden
 
-    def _add(self, depth: float, prims: list[tuple], footprint: tuple[float, float, float, float] | None,
-             anomaly: bool = False, casters: list | None = None, glow: list | None = None,
-             pools: list | None = None, void: bool = False) -> bool:
+    def _add(
+        self,
+        depth: float,
+        prims: list[tuple],
+        footprint: tuple[float, float, float, float] | None,
+        anomaly: bool = False,
+        casters: list | None = None,
+        glow: list | None = None,
+        pools: list | None = None,
+        void: bool = False,
+    ) -> bool:
         bbox = _bbox(prims)
         hidden = self._free(bbox, footprint, anomaly, depth)
         if hidden is None:
             return False
         for o in hidden:
             o.occluded = True
-        self.objects.append(_Object(depth, prims, bbox, footprint, anomaly, void, False, casters or [], glow or [], pools or []))
+        self.objects.append(
+            _Object(depth, prims, bbox, footprint, anomaly, void, False, casters or [], glow or [], pools or [])
+        )
         return True
 
     def _place_objects(self) -> None:
@@ -1206,9 +1317,13 @@ class _Renderer:
         kind = self.pick(['sign', 'light', 'lamp', 'plain', 'signpost', 'mast'], [0.3, 0.2, 0.22, 0.04, 0.16, 0.08])
         top = u(2.0, 2.8) if kind == 'signpost' else u(3.0, 5.5)
         w = u(0.07, 0.12)
-        pole_col = self.pick([_hsv(0, 0, u(0.35, 0.65)), _hsv(u(100, 160), u(0.2, 0.4), u(0.15, 0.3)), _hsv(0, 0, u(0.1, 0.2))])
+        pole_col = self.pick(
+            [_hsv(0, 0, u(0.35, 0.65)), _hsv(u(100, 160), u(0.2, 0.4), u(0.15, 0.3)), _hsv(0, 0, u(0.1, 0.2))]
+        )
         g = cam.g(d)
-        prims: list[tuple] = [('poly', cam.pts([X - w / 2, X + w / 2, X + w / 2, X - w / 2], d, [0, 0, top, top]), pole_col, _POLE)]
+        prims: list[tuple] = [
+            ('poly', cam.pts([X - w / 2, X + w / 2, X + w / 2, X - w / 2], d, [0, 0, top, top]), pole_col, _POLE)
+        ]
         casters = [(X - w / 2, X + w / 2, d - w / 2, d + w / 2, 0.0, top)]
         glow: list[tuple[int, tuple]] = []
         pools: list[tuple[np.ndarray, np.ndarray, float]] = []
@@ -1232,7 +1347,14 @@ class _Renderer:
             z1 = top if kind == 'light' else top - 0.05
             z0 = z1 - lh
             house = self.pick([_hsv(0, 0, u(0.08, 0.2)), _hsv(u(45, 55), u(0.7, 0.9), u(0.6, 0.8))], [0.8, 0.2])
-            prims.append(('poly', cam.pts([Xl - lw / 2, Xl + lw / 2, Xl + lw / 2, Xl - lw / 2], d, [z0, z0, z1, z1]), house, _LIGHT))
+            prims.append(
+                (
+                    'poly',
+                    cam.pts([Xl - lw / 2, Xl + lw / 2, Xl + lw / 2, Xl - lw / 2], d, [z0, z0, z1, z1]),
+                    house,
+                    _LIGHT,
+                )
+            )
             lit = int(self.rng.integers(0, 3))
             lamp_cols = [(230, 40, 30), (240, 170, 20), (40, 220, 120)]
             for k in range(3):
@@ -1241,7 +1363,12 @@ class _Renderer:
                 col = lamp_cols[k] if k == lit else _scale(lamp_cols[k], 0.25)
                 prims.append(('circle', (x, y), max(lw * 0.3 * g, 1.0), col, _LIGHT, -1))
                 if k == lit and self.lamps_on:
-                    glow.append((_LIGHT + 1, ('circle', (x, y), max(lw * 0.3 * g, 1.0), _mix(col, (255, 255, 255), 0.3), None, -1)))
+                    glow.append(
+                        (
+                            _LIGHT + 1,
+                            ('circle', (x, y), max(lw * 0.3 * g, 1.0), _mix(col, (255, 255, 255), 0.3), None, -1),
+                        )
+                    )
             casters.append((Xl - lw / 2, Xl + lw / 2, d - 0.1, d + 0.1, z0, z1))
         elif kind == 'lamp':
             reach = u(0.8, 2.0)
@@ -1276,27 +1403,56 @@ class _Renderer:
             k = -1 if inv else 1
             outer = np.array([[x, y - k * r], [x + r, y + k * r * 0.75], [x - r, y + k * r * 0.75]])
             inner = (outer - [x, y]) * 0.6 + [x, y]
-            return [('poly', np.rint(outer).astype(np.int32), red, _SIGN), ('poly', np.rint(inner).astype(np.int32), white, _SIGN)]
+            return [
+                ('poly', np.rint(outer).astype(np.int32), red, _SIGN),
+                ('poly', np.rint(inner).astype(np.int32), white, _SIGN),
+            ]
         if kind == 'blue':
             blue = _hsv(u(205, 225), u(0.7, 0.95), u(0.5, 0.8))
-            prims: list[tuple] = [('circle', (x, y), r, blue, _SIGN, -1)] if self.chance(0.5) else [
-                ('poly', np.rint(np.array([[x - r, y - r], [x + r, y - r], [x + r, y + r], [x - r, y + r]])).astype(np.int32), blue, _SIGN)]
+            prims: list[tuple] = (
+                [('circle', (x, y), r, blue, _SIGN, -1)]
+                if self.chance(0.5)
+                else [
+                    (
+                        'poly',
+                        np.rint(np.array([[x - r, y - r], [x + r, y - r], [x + r, y + r], [x - r, y + r]])).astype(
+                            np.int32
+                        ),
+                        blue,
+                        _SIGN,
+                    )
+                ]
+            )
             prims.append(('line', (x - r * 0.5, y), (x + r * 0.4, y), white, _SIGN, max(r * 0.2, 1)))
             return prims
         if kind == 'octagon':
             ang = np.deg2rad(22.5 + 45 * np.arange(8))
             pts = np.stack([x + r * np.cos(ang), y + r * np.sin(ang)], 1)
-            return [('poly', np.rint(pts).astype(np.int32), red, _SIGN),
-                    ('line', (x - r * 0.5, y), (x + r * 0.5, y), white, _SIGN, max(r * 0.25, 1))]
+            return [
+                ('poly', np.rint(pts).astype(np.int32), red, _SIGN),
+                ('line', (x - r * 0.5, y), (x + r * 0.5, y), white, _SIGN, max(r * 0.25, 1)),
+            ]
         if kind == 'diamond':
             yellow = _hsv(u(45, 55), u(0.75, 0.95), u(0.8, 0.95))
             pts = np.array([[x, y - r], [x + r, y], [x, y + r], [x - r, y]])
             inner = (pts - [x, y]) * 0.7 + [x, y]
-            return [('poly', np.rint(pts).astype(np.int32), white, _SIGN), ('poly', np.rint(inner).astype(np.int32), yellow, _SIGN)]
-        col = self.pick([white, _hsv(u(205, 225), u(0.7, 0.9), u(0.5, 0.75)), _hsv(u(110, 140), u(0.6, 0.9), u(0.35, 0.55))])
+            return [
+                ('poly', np.rint(pts).astype(np.int32), white, _SIGN),
+                ('poly', np.rint(inner).astype(np.int32), yellow, _SIGN),
+            ]
+        col = self.pick(
+            [white, _hsv(u(205, 225), u(0.7, 0.9), u(0.5, 0.75)), _hsv(u(110, 140), u(0.6, 0.9), u(0.35, 0.55))]
+        )
         h = r * u(0.5, 0.8)
         w = r * u(1.0, 1.6)
-        return [('poly', np.rint(np.array([[x - w, y - h], [x + w, y - h], [x + w, y + h], [x - w, y + h]])).astype(np.int32), col, _SIGN)]
+        return [
+            (
+                'poly',
+                np.rint(np.array([[x - w, y - h], [x + w, y - h], [x + w, y + h], [x - w, y + h]])).astype(np.int32),
+                col,
+                _SIGN,
+            )
+        ]
 
     def _street_trees(self, side: _Side) -> None:
         X0 = side.walk[1] - side.sign * 0.5 if side.walk is not None else side.facade - side.sign * 0.5
@@ -1311,8 +1467,10 @@ class _Renderer:
 
     def _car_color(self) -> Color:
         u = self.u
-        kind = self.pick(['white', 'black', 'silver', 'grey', 'blue', 'red', 'green', 'beige'],
-                         [0.2, 0.18, 0.17, 0.15, 0.1, 0.1, 0.05, 0.05])
+        kind = self.pick(
+            ['white', 'black', 'silver', 'grey', 'blue', 'red', 'green', 'beige'],
+            [0.2, 0.18, 0.17, 0.15, 0.1, 0.1, 0.05, 0.05],
+        )
         if kind == 'white':
             return _hsv(0, 0, u(0.82, 0.95))
         if kind == 'black':
@@ -1366,13 +1524,17 @@ class _Renderer:
                 return True
         return False
 
-    def _vehicle(self, kind: str, X: float, d0: float, w: float, length: float, front: bool, moving: bool = True) -> bool:
+    def _vehicle(
+        self, kind: str, X: float, d0: float, w: float, length: float, front: bool, moving: bool = True
+    ) -> bool:
         cam, u = self.cam, self.u
         X0, X1, d1 = X - w / 2, X + w / 2, d0 + length
         prims: list[tuple] = []
         glow: list[tuple[int, tuple]] = []
         shadow = _scale(self.style['road'], u(0.3, 0.5))
-        prims.append(('poly', cam.pts([X0 - 0.05, X1 + 0.05, X1 + 0.05, X0 - 0.05], [d0, d0, d1, d1], 0.0), shadow, None))
+        prims.append(
+            ('poly', cam.pts([X0 - 0.05, X1 + 0.05, X1 + 0.05, X0 - 0.05], [d0, d0, d1, d1], 0.0), shadow, None)
+        )
         tyre = _hsv(0, 0, u(0.04, 0.1))
         glass = self.pick([_hsv(u(190, 220), u(0.15, 0.35), u(0.12, 0.3)), _hsv(0, 0, u(0.05, 0.18))])
         label = {'car': _CAR, 'truck': _TRUCK, 'bus': _BUS, 'tram': _TRAIN}[kind]
@@ -1405,9 +1567,13 @@ class _Renderer:
                 if moving and self.lamps_on:
                     glow.append((label + 1, ('poly', pts, (255, 250, 230) if front else (255, 40, 30), None)))
             plate = self.pick([_hsv(0, 0, 0.92), _hsv(50, 0.8, 0.9)], [0.8, 0.2])
-            prims.append(('poly', cam.pts([X - 0.2, X + 0.2, X + 0.2, X - 0.2], d0, [0.25, 0.25, 0.33, 0.33]), plate, label))
+            prims.append(
+                ('poly', cam.pts([X - 0.2, X + 0.2, X + 0.2, X - 0.2], d0, [0.25, 0.25, 0.33, 0.33]), plate, label)
+            )
         elif kind == 'truck':
-            cargo_col = self.pick([_hsv(0, 0, u(0.8, 0.95)), _hsv(u(0, 360), u(0.3, 0.7), u(0.35, 0.7)), _hsv(0, 0, u(0.4, 0.6))])
+            cargo_col = self.pick(
+                [_hsv(0, 0, u(0.8, 0.95)), _hsv(u(0, 360), u(0.3, 0.7), u(0.35, 0.7)), _hsv(0, 0, u(0.4, 0.6))]
+            )
             cab_col = self._car_color()
             cab_len = 1.6
             cargo = (d0, d1 - cab_len) if not front else (d0 + cab_len, d1)
@@ -1416,23 +1582,58 @@ class _Renderer:
             parts = [('cab', cab), ('cargo', cargo)] if not front else [('cargo', cargo), ('cab', cab)]
             for name, (da, db) in parts:
                 if name == 'cab':
-                    self._box(prims, X0 + 0.05, X1 - 0.05, da, db, 0.35, 1.85, cab_col, label, side_wheels=(0.32, tyre, (0.5,)))
+                    self._box(
+                        prims,
+                        X0 + 0.05,
+                        X1 - 0.05,
+                        da,
+                        db,
+                        0.35,
+                        1.85,
+                        cab_col,
+                        label,
+                        side_wheels=(0.32, tyre, (0.5,)),
+                    )
                     if front:
-                        prims.append(('poly', self._inset(cam.pts([X0 + 0.1, X1 - 0.1, X1 - 0.1, X0 + 0.1], da, [1.15, 1.15, 1.75, 1.75]), 0.05), glass, label))
+                        prims.append(
+                            (
+                                'poly',
+                                self._inset(
+                                    cam.pts([X0 + 0.1, X1 - 0.1, X1 - 0.1, X0 + 0.1], da, [1.15, 1.15, 1.75, 1.75]),
+                                    0.05,
+                                ),
+                                glass,
+                                label,
+                            )
+                        )
                 else:
-                    self._box(prims, X0, X1, da, db, 0.45, z_top, cargo_col, label, side_wheels=(0.32, tyre, (0.2, 0.8)))
+                    self._box(
+                        prims, X0, X1, da, db, 0.45, z_top, cargo_col, label, side_wheels=(0.32, tyre, (0.2, 0.8))
+                    )
             prims.append(('poly', cam.pts([X0, X1, X1, X0], d0, [0.25, 0.25, 0.45, 0.45]), _hsv(0, 0, 0.15), label))
             self._vehicle_lamps(prims, glow, X0, X1, d0, 0.5, label, front, moving)
         elif kind == 'bus':
-            col = self.pick([_hsv(u(45, 55), u(0.7, 0.9), u(0.75, 0.9)), _hsv(0, 0, u(0.8, 0.95)),
-                             _hsv(u(355, 365), u(0.6, 0.85), u(0.5, 0.7)), _hsv(u(200, 220), u(0.5, 0.8), u(0.4, 0.6))])
+            col = self.pick(
+                [
+                    _hsv(u(45, 55), u(0.7, 0.9), u(0.75, 0.9)),
+                    _hsv(0, 0, u(0.8, 0.95)),
+                    _hsv(u(355, 365), u(0.6, 0.85), u(0.5, 0.7)),
+                    _hsv(u(200, 220), u(0.5, 0.8), u(0.4, 0.6)),
+                ]
+            )
             z_top = u(2.0, 2.3)
             self._coach(prims, X0, X1, d0, d1, 0.25, z_top, col, glass, tyre, label, front, (0.15, 0.75), 0.35)
             self._vehicle_lamps(prims, glow, X0, X1, d0, 0.45, label, front, moving)
         else:  # tram (Cityscapes 'train'): a long low-floor coach in sections, with a pantograph
-            col = self.pick([_hsv(0, 0, u(0.82, 0.95)), _hsv(u(355, 365), u(0.65, 0.9), u(0.5, 0.75)),
-                             _hsv(u(48, 56), u(0.7, 0.9), u(0.75, 0.9)), _hsv(u(200, 225), u(0.5, 0.8), u(0.35, 0.6)),
-                             _hsv(u(100, 140), u(0.4, 0.7), u(0.3, 0.5))])
+            col = self.pick(
+                [
+                    _hsv(0, 0, u(0.82, 0.95)),
+                    _hsv(u(355, 365), u(0.65, 0.9), u(0.5, 0.75)),
+                    _hsv(u(48, 56), u(0.7, 0.9), u(0.75, 0.9)),
+                    _hsv(u(200, 225), u(0.5, 0.8), u(0.35, 0.6)),
+                    _hsv(u(100, 140), u(0.4, 0.7), u(0.3, 0.5)),
+                ]
+            )
             z_top = u(2.15, 2.45)
             n_sec = max(2, int(round(length / u(6.0, 9.0))))
             wheels = tuple((k + 0.5) / n_sec for k in range(n_sec))
@@ -1441,11 +1642,24 @@ class _Renderer:
             Xs = X0 if X0 + cam.kappa * d0 * d0 > 0 else X1
             stripe = self.pick([_hsv(0, 0, u(0.1, 0.25)), _hsv(u(0, 360), u(0.5, 0.9), u(0.4, 0.8))])
             if (X0 + cam.kappa * d0 * d0 > 0) or (X1 + cam.kappa * d0 * d0 < 0):
-                prims.append(('poly', cam.pts([Xs] * 4, [d0 + 0.2, d1 - 0.2, d1 - 0.2, d0 + 0.2], [0.55, 0.55, 0.8, 0.8]), stripe, label))
+                prims.append(
+                    (
+                        'poly',
+                        cam.pts([Xs] * 4, [d0 + 0.2, d1 - 0.2, d1 - 0.2, d0 + 0.2], [0.55, 0.55, 0.8, 0.8]),
+                        stripe,
+                        label,
+                    )
+                )
                 for k in range(1, n_sec):
                     dj = d0 + length * k / n_sec
-                    prims.append(('poly', cam.pts([Xs] * 4, [dj - 0.12, dj + 0.12, dj + 0.12, dj - 0.12], [0.25, 0.25, z_top, z_top]),
-                                  _scale(col, 0.55), label))
+                    prims.append(
+                        (
+                            'poly',
+                            cam.pts([Xs] * 4, [dj - 0.12, dj + 0.12, dj + 0.12, dj - 0.12], [0.25, 0.25, z_top, z_top]),
+                            _scale(col, 0.55),
+                            label,
+                        )
+                    )
             # pantograph on the roof of the first section
             dp = d0 + length * u(0.25, 0.45) / n_sec * 2
             xa, ya = cam.point(X, dp, z_top)
@@ -1460,13 +1674,33 @@ class _Renderer:
         pools: list[tuple[np.ndarray, np.ndarray, float]] = []
         if moving and front and self.lamps_on:  # headlight beams on the road in front of the vehicle
             reach = self.wu(6.0, 12.0)
-            pools.append((np.array([X0 + 0.1, X1 - 0.1, X1 + 0.8, X0 - 0.8]), np.array([d0, d0, d0 - reach, d0 - reach]),
-                          self.wu(0.5, 0.8)))
+            pools.append(
+                (
+                    np.array([X0 + 0.1, X1 - 0.1, X1 + 0.8, X0 - 0.8]),
+                    np.array([d0, d0, d0 - reach, d0 - reach]),
+                    self.wu(0.5, 0.8),
+                )
+            )
         ok = self._add(d0, prims, (X0 - 0.1, X1 + 0.1, d0 - 0.3, d1 + 0.3), casters=casters, glow=glow, pools=pools)
         return ok
 
-    def _coach(self, prims: list[tuple], X0: float, X1: float, d0: float, d1: float, z0: float, z_top: float, col: Color,
-               glass: Color, tyre: Color, label: int, front: bool, wheels: tuple[float, ...], wheel_r: float) -> None:
+    def _coach(
+        self,
+        prims: list[tuple],
+        X0: float,
+        X1: float,
+        d0: float,
+        d1: float,
+        z0: float,
+        z_top: float,
+        col: Color,
+        glass: Color,
+        tyre: Color,
+        label: int,
+        front: bool,
+        wheels: tuple[float, ...],
+        wheel_r: float,
+    ) -> None:
         """Bus / tram body: a box with a window band along the visible side and a windscreen."""
         cam = self.cam
         length = d1 - d0
@@ -1474,15 +1708,41 @@ class _Renderer:
             prims.append(('poly', pts, _scale(col, {'side': 0.85, 'top': 1.05, 'front': 1.0}[name]), label))
             if name == 'side':
                 Xs = X0 if X0 + cam.kappa * d0 * d0 > 0 else X1
-                prims.append(('poly', cam.pts([Xs] * 4, [d0 + 0.4, d1 - 0.4, d1 - 0.4, d0 + 0.4], [1.1, 1.1, z_top - 0.2, z_top - 0.2]), glass, label))
+                prims.append(
+                    (
+                        'poly',
+                        cam.pts(
+                            [Xs] * 4, [d0 + 0.4, d1 - 0.4, d1 - 0.4, d0 + 0.4], [1.1, 1.1, z_top - 0.2, z_top - 0.2]
+                        ),
+                        glass,
+                        label,
+                    )
+                )
                 for dw in wheels:
                     self._wheel(prims, Xs, d0 + length * dw, wheel_r, tyre, label)
             elif name == 'front':
                 zg = 1.1 if not front else 0.9
-                prims.append(('poly', cam.pts([X0 + 0.1, X1 - 0.1, X1 - 0.1, X0 + 0.1], d0, [zg, zg, z_top - 0.15, z_top - 0.15]), glass, label))
+                prims.append(
+                    (
+                        'poly',
+                        cam.pts([X0 + 0.1, X1 - 0.1, X1 - 0.1, X0 + 0.1], d0, [zg, zg, z_top - 0.15, z_top - 0.15]),
+                        glass,
+                        label,
+                    )
+                )
 
-    def _vehicle_lamps(self, prims: list[tuple], glow: list[tuple[int, tuple]], X0: float, X1: float, d0: float,
-                       z: float, label: int, front: bool, moving: bool) -> None:
+    def _vehicle_lamps(
+        self,
+        prims: list[tuple],
+        glow: list[tuple[int, tuple]],
+        X0: float,
+        X1: float,
+        d0: float,
+        z: float,
+        label: int,
+        front: bool,
+        moving: bool,
+    ) -> None:
         """Head (front) or tail lamps on the near face; they glow at night when the vehicle moves."""
         cam = self.cam
         lamp = (235, 235, 215) if front else (200, 30, 25)
@@ -1496,8 +1756,19 @@ class _Renderer:
         c = pts.mean(axis=0)
         return np.rint(c + (pts - c) * (1 - k)).astype(np.int32)
 
-    def _box(self, prims: list[tuple], X0: float, X1: float, d0: float, d1: float, Z0: float, Z1: float,
-             col: Color, label: int, side_wheels: tuple[float, Color, tuple[float, ...]] | None = None) -> None:
+    def _box(
+        self,
+        prims: list[tuple],
+        X0: float,
+        X1: float,
+        d0: float,
+        d1: float,
+        Z0: float,
+        Z1: float,
+        col: Color,
+        label: int,
+        side_wheels: tuple[float, Color, tuple[float, ...]] | None = None,
+    ) -> None:
         cam = self.cam
         for name, pts in cam.box_faces(X0, X1, d0, d1, Z0, Z1):
             prims.append(('poly', pts, _scale(col, {'side': 0.82, 'top': 1.12, 'front': 1.0}[name]), label))
@@ -1526,11 +1797,19 @@ class _Renderer:
         casters = [(X - 0.15, X + 0.15, d - 0.1, d + 0.1, 0.0, hp / g)]
         return self._add(d, prims, (X - 0.25, X + 0.25, d - 0.25, d + 0.25), casters=casters)
 
-    def _person_prims(self, bx: float, by: float, hp: float, label: int, walking: bool, seated: bool = False) -> list[tuple]:
+    def _person_prims(
+        self, bx: float, by: float, hp: float, label: int, walking: bool, seated: bool = False
+    ) -> list[tuple]:
         u = self.u
         skin = _hsv(u(15, 35), u(0.25, 0.6), u(0.3, 0.9))
         top = self.pick([_hsv(u(0, 360), u(0.1, 0.6), u(0.15, 0.8)), _hsv(0, 0, u(0.05, 0.9))])
-        legs = self.pick([_hsv(u(210, 230), u(0.3, 0.6), u(0.15, 0.4)), _hsv(0, 0, u(0.05, 0.35)), _hsv(u(30, 40), u(0.2, 0.4), u(0.4, 0.7))])
+        legs = self.pick(
+            [
+                _hsv(u(210, 230), u(0.3, 0.6), u(0.15, 0.4)),
+                _hsv(0, 0, u(0.05, 0.35)),
+                _hsv(u(30, 40), u(0.2, 0.4), u(0.4, 0.7)),
+            ]
+        )
         hair = _hsv(u(20, 40), u(0.2, 0.7), u(0.05, 0.5))
         lw = 0.075 * hp
         prims: list[tuple] = []
@@ -1539,23 +1818,74 @@ class _Renderer:
             spread = u(0.0, 0.12) * hp if walking else 0.02 * hp
             for s in (-1, 1):
                 foot = bx + s * spread
-                prims.append(('poly', np.rint(np.array([[foot - lw, by], [foot + lw, by], [bx + s * lw * 1.4 + lw, hip], [bx + s * lw * 1.4 - lw, hip]])).astype(np.int32), legs, label))
+                prims.append(
+                    (
+                        'poly',
+                        np.rint(
+                            np.array(
+                                [
+                                    [foot - lw, by],
+                                    [foot + lw, by],
+                                    [bx + s * lw * 1.4 + lw, hip],
+                                    [bx + s * lw * 1.4 - lw, hip],
+                                ]
+                            )
+                        ).astype(np.int32),
+                        legs,
+                        label,
+                    )
+                )
         tw = u(0.13, 0.17) * hp
         shoulder = by - 0.82 * hp
         coat = self.chance(0.3)
         bottom = hip + (0.15 * hp if coat else 0.03 * hp)
-        prims.append(('poly', np.rint(np.array([[bx - tw, bottom], [bx + tw, bottom], [bx + tw * 1.05, shoulder], [bx - tw * 1.05, shoulder]])).astype(np.int32), top, label))
+        prims.append(
+            (
+                'poly',
+                np.rint(
+                    np.array(
+                        [[bx - tw, bottom], [bx + tw, bottom], [bx + tw * 1.05, shoulder], [bx - tw * 1.05, shoulder]]
+                    )
+                ).astype(np.int32),
+                top,
+                label,
+            )
+        )
         for s in (-1, 1):
             ax = bx + s * (tw + 0.03 * hp)
-            prims.append(('line', (ax, shoulder + 0.02 * hp), (ax + s * u(0, 0.05) * hp, hip + 0.02 * hp), _scale(top, 0.85), label, max(0.06 * hp, 1)))
+            prims.append(
+                (
+                    'line',
+                    (ax, shoulder + 0.02 * hp),
+                    (ax + s * u(0, 0.05) * hp, hip + 0.02 * hp),
+                    _scale(top, 0.85),
+                    label,
+                    max(0.06 * hp, 1),
+                )
+            )
         prims.append(('line', (bx, shoulder), (bx, shoulder - 0.05 * hp), skin, label, max(0.06 * hp, 1)))
         hc = by - 0.92 * hp
         prims.append(('ellipse', (bx, hc), (0.065 * hp, 0.08 * hp), 0, skin, label))
         prims.append(('ellipse', (bx, hc - 0.03 * hp), (0.068 * hp, 0.055 * hp), 0, hair, label))
         if self.chance(0.2):  # bag
             s = self.pick([-1, 1])
-            prims.append(('poly', np.rint(np.array([[bx + s * tw, hip], [bx + s * (tw + 0.12 * hp), hip], [bx + s * (tw + 0.12 * hp), hip - 0.12 * hp], [bx + s * tw, hip - 0.12 * hp]])).astype(np.int32),
-                          _hsv(u(0, 360), u(0.1, 0.5), u(0.1, 0.6)), label))
+            prims.append(
+                (
+                    'poly',
+                    np.rint(
+                        np.array(
+                            [
+                                [bx + s * tw, hip],
+                                [bx + s * (tw + 0.12 * hp), hip],
+                                [bx + s * (tw + 0.12 * hp), hip - 0.12 * hp],
+                                [bx + s * tw, hip - 0.12 * hp],
+                            ]
+                        )
+                    ).astype(np.int32),
+                    _hsv(u(0, 360), u(0.1, 0.5), u(0.1, 0.6)),
+                    label,
+                )
+            )
         return prims
 
     def _two_wheeler(self, rider: bool, motor: bool) -> bool:
@@ -1586,7 +1916,23 @@ class _Renderer:
         bar = (bx + facing * 0.5 * g, by - 2.4 * r)
         crank = (bx, by - r)
         if motor:
-            prims.append(('poly', np.rint(np.array([[back[0], by - 1.5 * r], [front_[0] - facing * 0.3 * g, by - 1.5 * r], [bar[0], bar[1]], [seat[0], seat[1]]])).astype(np.int32), col, label))
+            prims.append(
+                (
+                    'poly',
+                    np.rint(
+                        np.array(
+                            [
+                                [back[0], by - 1.5 * r],
+                                [front_[0] - facing * 0.3 * g, by - 1.5 * r],
+                                [bar[0], bar[1]],
+                                [seat[0], seat[1]],
+                            ]
+                        )
+                    ).astype(np.int32),
+                    col,
+                    label,
+                )
+            )
             prims.append(('line', front_, bar, col, label, t))
         else:
             for a, b in ((back, crank), (crank, seat), (seat, back), (crank, bar), (bar, front_), (seat, bar)):
@@ -1595,7 +1941,16 @@ class _Renderer:
             hp = u(1.05, 1.2) * g
             prims.extend(self._person_prims(seat[0], seat[1] + 0.48 * hp, hp, _RIDER, walking=False, seated=True))
             leg = _hsv(u(210, 230), u(0.2, 0.5), u(0.1, 0.3))
-            prims.append(('line', (seat[0], seat[1]), (crank[0] + facing * 0.1 * g, crank[1] + 0.2 * r), leg, _RIDER, max(0.12 * hp, 1)))
+            prims.append(
+                (
+                    'line',
+                    (seat[0], seat[1]),
+                    (crank[0] + facing * 0.1 * g, crank[1] + 0.2 * r),
+                    leg,
+                    _RIDER,
+                    max(0.12 * hp, 1),
+                )
+            )
         footprint = (X - 0.4, X + 0.4, d - 0.8, d + 0.8)
         casters = [(X - 0.08, X + 0.08, d - 0.6, d + 0.6, 0.0, 1.15 if rider else 0.7)]
         return self._add(d, prims, footprint, casters=casters)
@@ -1621,9 +1976,15 @@ class _Renderer:
 
     def _void_object(self, side: _Side, kind: str) -> bool:
         cam, u = self.cam, self.u
-        half_w, half_d = {'bin': (0.22, 0.22), 'bench': (0.22, u(0.45, 0.7)), 'bollards': (0.06, u(0.8, 2.5)),
-                          'column': (0.38, 0.38), 'meter': (0.1, 0.1), 'barrier': (0.08, u(0.6, 1.2)),
-                          'planter': (0.3, u(0.3, 0.6))}[kind]
+        half_w, half_d = {
+            'bin': (0.22, 0.22),
+            'bench': (0.22, u(0.45, 0.7)),
+            'bollards': (0.06, u(0.8, 2.5)),
+            'column': (0.38, 0.38),
+            'meter': (0.1, 0.1),
+            'barrier': (0.08, u(0.6, 1.2)),
+            'planter': (0.3, u(0.3, 0.6)),
+        }[kind]
         xa, xb = side.walk  # type: ignore[misc]
         inner, outer = side.sign * xa, side.sign * xb  # distances from the camera axis, inner < outer
         lo, hi = inner + 0.35 + half_w, outer - 0.1 - half_w
@@ -1636,18 +1997,31 @@ class _Renderer:
         V = IGNORE_ID
         casters: list[tuple[float, float, float, float, float, float]] = []
         if kind == 'bin':
-            col = self.pick([_hsv(u(100, 150), u(0.4, 0.7), u(0.2, 0.45)), _hsv(0, 0, u(0.15, 0.5)),
-                             _hsv(u(20, 35), u(0.7, 0.9), u(0.7, 0.9)), _hsv(u(205, 225), u(0.5, 0.8), u(0.3, 0.55))])
+            col = self.pick(
+                [
+                    _hsv(u(100, 150), u(0.4, 0.7), u(0.2, 0.45)),
+                    _hsv(0, 0, u(0.15, 0.5)),
+                    _hsv(u(20, 35), u(0.7, 0.9), u(0.7, 0.9)),
+                    _hsv(u(205, 225), u(0.5, 0.8), u(0.3, 0.55)),
+                ]
+            )
             Z = u(0.6, 0.8)
             if self.chance(0.5):
                 self._box(prims, X - half_w, X + half_w, d0, d1, 0.0, Z, col, V)
-                self._box(prims, X - half_w - 0.03, X + half_w + 0.03, d0 - 0.03, d1 + 0.03, Z, Z + 0.06, _scale(col, 0.7), V)
+                self._box(
+                    prims, X - half_w - 0.03, X + half_w + 0.03, d0 - 0.03, d1 + 0.03, Z, Z + 0.06, _scale(col, 0.7), V
+                )
             else:
                 self._cylinder(prims, X, d, half_w, 0.0, Z, col, V)
             casters.append((X - half_w, X + half_w, d0, d1, 0.0, Z))
         elif kind == 'bench':
-            wood = self.pick([_hsv(u(20, 35), u(0.4, 0.65), u(0.35, 0.6)), _hsv(u(100, 150), u(0.3, 0.6), u(0.2, 0.4)),
-                              _hsv(0, 0, u(0.2, 0.5))])
+            wood = self.pick(
+                [
+                    _hsv(u(20, 35), u(0.4, 0.65), u(0.35, 0.6)),
+                    _hsv(u(100, 150), u(0.3, 0.6), u(0.2, 0.4)),
+                    _hsv(0, 0, u(0.2, 0.5)),
+                ]
+            )
             metal = _hsv(0, 0, u(0.1, 0.3))
             Xo = X + side.sign * half_w  # backrest on the outer edge
             for dl in (d0 + 0.05, d1 - 0.1):
@@ -1656,7 +2030,9 @@ class _Renderer:
             self._box(prims, min(Xo, Xo - side.sign * 0.05), max(Xo, Xo - side.sign * 0.05), d0, d1, 0.36, 0.6, wood, V)
             casters.append((X - half_w, X + half_w, d0, d1, 0.28, 0.6))
         elif kind == 'bollards':
-            col = self.pick([_hsv(0, 0, u(0.08, 0.3)), _hsv(0, 0, u(0.55, 0.8)), _hsv(u(0, 10), u(0.6, 0.85), u(0.45, 0.7))])
+            col = self.pick(
+                [_hsv(0, 0, u(0.08, 0.3)), _hsv(0, 0, u(0.55, 0.8)), _hsv(u(0, 10), u(0.6, 0.85), u(0.45, 0.7))]
+            )
             n = max(2, int((d1 - d0) / u(0.8, 1.4)) + 1)
             Z = u(0.5, 0.75)
             band = self.pick([_hsv(0, 0, 0.95), _hsv(50, 0.8, 0.9)])
@@ -1672,7 +2048,9 @@ class _Renderer:
             z = 0.3
             while z < Z - 0.35:
                 zh = min(u(0.35, 0.7), Z - 0.3 - z)
-                self._cylinder(prims, X, d, half_w + 0.01, z, z + zh, _hsv(u(0, 360), u(0.2, 0.9), u(0.4, 0.95)), V, caps=False)
+                self._cylinder(
+                    prims, X, d, half_w + 0.01, z, z + zh, _hsv(u(0, 360), u(0.2, 0.9), u(0.4, 0.95)), V, caps=False
+                )
                 z += zh + 0.04
             self._cylinder(prims, X, d, half_w + 0.05, Z - 0.06, Z, _scale(base, 0.8), V)
             x, y = cam.point(X, d, Z)
@@ -1682,7 +2060,9 @@ class _Renderer:
         elif kind == 'meter':
             col = _hsv(0, 0, u(0.2, 0.5))
             self._box(prims, X - 0.03, X + 0.03, d - 0.03, d + 0.03, 0.0, 0.8, col, V)
-            self._box(prims, X - 0.1, X + 0.1, d - 0.07, d + 0.07, 0.8, 1.05, self.pick([col, _hsv(u(200, 220), 0.6, 0.5)]), V)
+            self._box(
+                prims, X - 0.1, X + 0.1, d - 0.07, d + 0.07, 0.8, 1.05, self.pick([col, _hsv(u(200, 220), 0.6, 0.5)]), V
+            )
             casters.append((X - 0.1, X + 0.1, d - 0.07, d + 0.07, 0.0, 1.05))
         elif kind == 'barrier':  # construction barrier: a striped board on two feet
             red = self.pick([_hsv(u(355, 365), u(0.75, 0.95), u(0.7, 0.9)), _hsv(u(20, 30), u(0.8, 1.0), u(0.85, 1.0))])
@@ -1695,7 +2075,9 @@ class _Renderer:
             Xb = X - 0.02
             for k in range(n):
                 da, db = d0 + (d1 - d0) * k / n, d0 + (d1 - d0) * (k + 1) / n
-                prims.append(('poly', cam.pts([Xb] * 4, [da, db, db, da], [zb0, zb0, zb1, zb1]), red if k % 2 == 0 else white, V))
+                prims.append(
+                    ('poly', cam.pts([Xb] * 4, [da, db, db, da], [zb0, zb0, zb1, zb1]), red if k % 2 == 0 else white, V)
+                )
             casters.append((X - 0.02, X + 0.02, d0, d1, zb0, zb1))
         else:  # planter: a concrete trough with bushes (the plants are part of the object: void)
             concrete = _hsv(u(20, 40), u(0.0, 0.15), u(0.45, 0.7))
@@ -1712,8 +2094,18 @@ class _Renderer:
         footprint = (X - half_w, X + half_w, d0, d1)
         return self._add(d0, prims, footprint, casters=casters, void=True)
 
-    def _cylinder(self, prims: list[tuple], X: float, d: float, r: float, z0: float, z1: float, col: Color,
-                  label: int, caps: bool = True) -> None:
+    def _cylinder(
+        self,
+        prims: list[tuple],
+        X: float,
+        d: float,
+        r: float,
+        z0: float,
+        z1: float,
+        col: Color,
+        label: int,
+        caps: bool = True,
+    ) -> None:
         """An upright cylinder: body, shaded side, and the visible end cap."""
         cam = self.cam
         g = cam.g(d)
@@ -1838,8 +2230,11 @@ class _Renderer:
             ang = self.u(0, math.pi)
             proj = (xx * math.cos(ang) + yy * math.sin(ang)) / max(float(max(h, w)), 1.0)
             t = np.zeros((h, w), np.float32)
-            bright = 0.7 + 0.35 * np.abs(np.sin(proj * self.u(2.0, 6.0) + self.u(0, math.pi))) \
+            bright = (
+                0.7
+                + 0.35 * np.abs(np.sin(proj * self.u(2.0, 6.0) + self.u(0, math.pi)))
                 + 0.05 * np.sin(yy * 1.7 + xx * 0.3)
+            )
         elif kind == 'dots':
             cx, cy = (xx % p) - p / 2, (yy % p) - p / 2
             t = ((cx * cx + cy * cy) < (p * 0.3) ** 2).astype(np.float32)
@@ -1921,7 +2316,14 @@ class _Renderer:
             if shape == 'barrel':
                 w, h = rad * g, height * g
                 e = max(w * 0.3, 1.0)
-                faces.append((np.rint(np.array([[bx - w, by - e], [bx + w, by - e], [bx + w, by - h], [bx - w, by - h]])).astype(np.int32), 1.0))
+                faces.append(
+                    (
+                        np.rint(
+                            np.array([[bx - w, by - e], [bx + w, by - e], [bx + w, by - h], [bx - w, by - h]])
+                        ).astype(np.int32),
+                        1.0,
+                    )
+                )
                 ellipses.append(((bx, by - e), (w, e), 1.0, 0))
                 for k in range(1, 3):
                     yk = by - e - (h - e) * k / 3
@@ -1929,11 +2331,32 @@ class _Renderer:
                 ellipses.append(((bx, by - h), (w, e), 1.2, 0))
             else:
                 w, h = height * g / 2, rad * g
-                faces.append((np.rint(np.array([[bx - w, by], [bx + w, by], [bx + w, by - 2 * h], [bx - w, by - 2 * h]])).astype(np.int32), 1.0))
+                faces.append(
+                    (
+                        np.rint(
+                            np.array([[bx - w, by], [bx + w, by], [bx + w, by - 2 * h], [bx - w, by - 2 * h]])
+                        ).astype(np.int32),
+                        1.0,
+                    )
+                )
                 end = self.pick([-1, 1])
                 ellipses.append(((bx + end * w, by - h), (max(h * 0.35, 1.0), h), 1.2, 0))
                 for k in (-0.4, 0.4):
-                    faces.append((np.rint(np.array([[bx + k * w - 0.03 * w, by], [bx + k * w + 0.03 * w, by], [bx + k * w + 0.03 * w, by - 2 * h], [bx + k * w - 0.03 * w, by - 2 * h]])).astype(np.int32), 0.6))
+                    faces.append(
+                        (
+                            np.rint(
+                                np.array(
+                                    [
+                                        [bx + k * w - 0.03 * w, by],
+                                        [bx + k * w + 0.03 * w, by],
+                                        [bx + k * w + 0.03 * w, by - 2 * h],
+                                        [bx + k * w - 0.03 * w, by - 2 * h],
+                                    ]
+                                )
+                            ).astype(np.int32),
+                            0.6,
+                        )
+                    )
         elif shape == 'rock':
             bx, by = cam.point(X, d)
             n = int(self.rng.integers(7, 13))
@@ -1947,13 +2370,38 @@ class _Renderer:
             for _ in range(int(self.rng.integers(1, 4))):
                 ox = bx + u(-0.5, 0.5) * half * g
                 oy = float(ys.mean()) + u(-0.3, 0.3) * half * g * hk
-                ellipses.append(((ox, oy), (half * g * u(0.15, 0.35), half * g * u(0.1, 0.25)), u(0.55, 0.8), u(0, 180)))
+                ellipses.append(
+                    ((ox, oy), (half * g * u(0.15, 0.35), half * g * u(0.1, 0.25)), u(0.55, 0.8), u(0, 180))
+                )
         elif shape == 'cone':
             bx, by = cam.point(X, d)
             w, h = half * g * u(0.6, 0.9), min(size * u(0.9, 1.4), 0.9) * g
-            faces.append((np.rint(np.array([[bx - w * 1.25, by], [bx + w * 1.25, by], [bx + w * 1.25, by - 0.08 * h], [bx - w * 1.25, by - 0.08 * h]])).astype(np.int32), 0.7))
-            faces.append((np.rint(np.array([[bx - w, by - 0.08 * h], [bx + w, by - 0.08 * h], [bx, by - h]])).astype(np.int32), 1.0))
-            faces.append((np.rint(np.array([[bx, by - 0.08 * h], [bx + w, by - 0.08 * h], [bx, by - h]])).astype(np.int32), 0.75))
+            faces.append(
+                (
+                    np.rint(
+                        np.array(
+                            [
+                                [bx - w * 1.25, by],
+                                [bx + w * 1.25, by],
+                                [bx + w * 1.25, by - 0.08 * h],
+                                [bx - w * 1.25, by - 0.08 * h],
+                            ]
+                        )
+                    ).astype(np.int32),
+                    0.7,
+                )
+            )
+            faces.append(
+                (
+                    np.rint(np.array([[bx - w, by - 0.08 * h], [bx + w, by - 0.08 * h], [bx, by - h]])).astype(
+                        np.int32
+                    ),
+                    1.0,
+                )
+            )
+            faces.append(
+                (np.rint(np.array([[bx, by - 0.08 * h], [bx + w, by - 0.08 * h], [bx, by - h]])).astype(np.int32), 0.75)
+            )
         elif shape == 'ball':
             bx, by = cam.point(X, d)
             r = half * g * u(0.7, 1.0)
@@ -1982,11 +2430,15 @@ class _Renderer:
             X0, X1 = X - half, X + half
             for name, pts in cam.box_faces(X0, X1, d, d + depth, 0.0, height):
                 faces.append((pts, {'side': 0.7, 'top': 1.15, 'front': 1.0}[name]))
-            tape = self.pick([_hsv(u(30, 45), u(0.25, 0.45), u(0.6, 0.8)), _hsv(0, 0, u(0.8, 0.95)), _hsv(0, 0, u(0.1, 0.2))])
+            tape = self.pick(
+                [_hsv(u(30, 45), u(0.25, 0.45), u(0.6, 0.8)), _hsv(0, 0, u(0.8, 0.95)), _hsv(0, 0, u(0.1, 0.2))]
+            )
             tw = size * u(0.08, 0.15)
             overlays.append((cam.pts([X - tw, X + tw, X + tw, X - tw], d, [0.0, 0.0, height, height]), tape))
             if height < 1.0:
-                overlays.append((cam.pts([X - tw, X + tw, X + tw, X - tw], [d, d, d + depth, d + depth], height), _scale(tape, 1.1)))
+                overlays.append(
+                    (cam.pts([X - tw, X + tw, X + tw, X - tw], [d, d, d + depth, d + depth], height), _scale(tape, 1.1))
+                )
         elif shape == 'tyre_stack':  # tyres lying on top of each other, seen from the side
             R = half * u(0.75, 1.0)
             th = R * u(0.45, 0.6)
@@ -1996,13 +2448,21 @@ class _Renderer:
             for k in range(n):
                 za, zb = k * th, (k + 1) * th
                 ya, yb = cam.point(X, d, za)[1], cam.point(X, d, zb)[1]
-                faces.append((np.rint(np.array([[bx - rx, ya], [bx + rx, ya], [bx + rx, yb], [bx - rx, yb]])).astype(np.int32),
-                              0.95 if k % 2 == 0 else 0.8))
+                faces.append(
+                    (
+                        np.rint(np.array([[bx - rx, ya], [bx + rx, ya], [bx + rx, yb], [bx - rx, yb]])).astype(
+                            np.int32
+                        ),
+                        0.95 if k % 2 == 0 else 0.8,
+                    )
+                )
                 ey = max(R * g * (1.0 - za) / d, 0.5)
                 ellipses.append(((bx, ya), (rx, ey), 0.95 if k % 2 == 0 else 0.8, 0.0))
                 for sx_ in (-1.0, 1.0):  # rounded flanks: darker towards the silhouette edges
                     xa_, xb_ = bx + sx_ * 0.7 * rx, bx + sx_ * rx
-                    faces.append((np.rint(np.array([[xa_, ya], [xb_, ya], [xb_, yb], [xa_, yb]])).astype(np.int32), 0.62))
+                    faces.append(
+                        (np.rint(np.array([[xa_, ya], [xb_, ya], [xb_, yb], [xa_, yb]])).astype(np.int32), 0.62)
+                    )
                 faces.append((seg((bx - rx, yb), (bx + rx, yb), max(0.1 * th * g, 1.0)), 0.4))
             zt = n * th
             yt = cam.point(X, d, zt)[1]
@@ -2012,9 +2472,13 @@ class _Renderer:
         elif shape == 'chair':  # a toppled chair: seat, backrest and legs, lying at an angle
             sz = size * g * 0.9
             legs_d = 0.12 * sz
-            parts = [((0.0, 0.45), (0.5, 0.45), 0.07, 1.0), ((0.0, 0.45), (0.0, 1.0), 0.07, 0.85),
-                     ((0.05, 0.45), (0.05, 0.0), 0.05, 0.7), ((0.45, 0.45), (0.45, 0.0), 0.05, 0.7),
-                     ((0.0, 0.75), (0.0, 0.7), 0.2, 0.85)]
+            parts = [
+                ((0.0, 0.45), (0.5, 0.45), 0.07, 1.0),
+                ((0.0, 0.45), (0.0, 1.0), 0.07, 0.85),
+                ((0.05, 0.45), (0.05, 0.0), 0.05, 0.7),
+                ((0.45, 0.45), (0.45, 0.0), 0.05, 0.7),
+                ((0.0, 0.75), (0.0, 0.7), 0.2, 0.85),
+            ]
             ang = math.radians(u(60, 120) * self.pick([-1, 1]) if self.chance(0.8) else u(150, 210))
             ca, sa = math.cos(ang), math.sin(ang)
             polys = []
@@ -2044,8 +2508,21 @@ class _Renderer:
             ellipses.append(((bx + side_ * 0.45 * a_, by - 0.9 * b_), (0.45 * a_, 0.8 * b_), 0.82, 0.0))
             nw = 0.18 * a_
             top = by - 2 * b_ * 0.98
-            faces.append((np.rint(np.array([[bx - nw, top + 0.1 * b_], [bx + nw, top + 0.1 * b_], [bx + 0.6 * nw, top - 0.35 * b_],
-                                            [bx - 0.6 * nw, top - 0.35 * b_]])).astype(np.int32), 0.9))
+            faces.append(
+                (
+                    np.rint(
+                        np.array(
+                            [
+                                [bx - nw, top + 0.1 * b_],
+                                [bx + nw, top + 0.1 * b_],
+                                [bx + 0.6 * nw, top - 0.35 * b_],
+                                [bx - 0.6 * nw, top - 0.35 * b_],
+                            ]
+                        )
+                    ).astype(np.int32),
+                    0.9,
+                )
+            )
             ellipses.append(((bx, top - 0.05 * b_), (nw * 1.1, max(0.08 * b_, 1.0)), 0.6, 0.0))
         elif shape == 'animal':  # a quadruped standing on the road, seen from the side
             sz = size * g
@@ -2060,28 +2537,95 @@ class _Renderer:
             head = (bx + f_ * u(0.5, 0.58) * sz, yb_ - u(0.2, 0.32) * sz)
             faces.append((seg(neck0, head, 0.13 * sz), 0.95))
             ellipses.append(((head[0] + f_ * 0.05 * sz, head[1]), (0.11 * sz, 0.065 * sz), 1.0, f_ * u(10, 30)))
-            ear = np.array([[head[0] - f_ * 0.02 * sz, head[1] - 0.04 * sz], [head[0] - f_ * 0.07 * sz, head[1] - 0.13 * sz],
-                            [head[0] + f_ * 0.03 * sz, head[1] - 0.05 * sz]])
+            ear = np.array(
+                [
+                    [head[0] - f_ * 0.02 * sz, head[1] - 0.04 * sz],
+                    [head[0] - f_ * 0.07 * sz, head[1] - 0.13 * sz],
+                    [head[0] + f_ * 0.03 * sz, head[1] - 0.05 * sz],
+                ]
+            )
             faces.append((np.rint(ear).astype(np.int32), 0.85))
-            faces.append((seg((bx - f_ * 0.4 * sz, yb_ - 0.05 * sz), (bx - f_ * 0.55 * sz, yb_ + u(0.0, 0.2) * sz), 0.04 * sz), 0.8))
+            faces.append(
+                (
+                    seg(
+                        (bx - f_ * 0.4 * sz, yb_ - 0.05 * sz), (bx - f_ * 0.55 * sz, yb_ + u(0.0, 0.2) * sz), 0.04 * sz
+                    ),
+                    0.8,
+                )
+            )
         elif shape == 'bucket':  # a bucket: tapered body, rim, dark inside and a handle
             rb, rt = half * u(0.55, 0.7), half * u(0.8, 0.95)
             hgt = min(size * u(0.8, 1.1), 0.8)
             yt = cam.point(X, d, hgt)[1]
-            faces.append((np.rint(np.array([[bx - rb * g, by], [bx + rb * g, by], [bx + rt * g, yt], [bx - rt * g, yt]])).astype(np.int32), 1.0))
+            faces.append(
+                (
+                    np.rint(
+                        np.array([[bx - rb * g, by], [bx + rb * g, by], [bx + rt * g, yt], [bx - rt * g, yt]])
+                    ).astype(np.int32),
+                    1.0,
+                )
+            )
             ellipses.append(((bx, by), (rb * g, max(rb * g / d, 0.5)), 0.9, 0.0))
-            faces.append((np.rint(np.array([[bx + 0.4 * rb * g, by], [bx + rb * g, by], [bx + rt * g, yt], [bx + 0.4 * rt * g, yt]])).astype(np.int32), 0.8))
+            faces.append(
+                (
+                    np.rint(
+                        np.array(
+                            [[bx + 0.4 * rb * g, by], [bx + rb * g, by], [bx + rt * g, yt], [bx + 0.4 * rt * g, yt]]
+                        )
+                    ).astype(np.int32),
+                    0.8,
+                )
+            )
             ey = max(rt * g * (1.0 - hgt) / d, 0.5)
             ellipses.append(((bx, yt), (rt * g, ey), 1.2, 0.0))
             ellipses.append(((bx, yt), (rt * g * 0.88, ey * 0.8), 0.4, 0.0))
-            arcs.append(((bx, yt), (rt * g * 0.95, rt * g * u(0.5, 0.9)), 0.7, max(int(round(0.04 * size * g)), 1), 180.0, 360.0))
+            arcs.append(
+                (
+                    (bx, yt),
+                    (rt * g * 0.95, rt * g * u(0.5, 0.9)),
+                    0.7,
+                    max(int(round(0.04 * size * g)), 1),
+                    180.0,
+                    360.0,
+                )
+            )
         elif shape == 'bag':  # a shopping / plastic bag with two handles
             bw, bh = half * g * u(0.7, 0.95), size * g * u(0.7, 1.0)
             tw_ = bw * u(0.75, 0.95)
-            faces.append((np.rint(np.array([[bx - bw, by], [bx + bw, by], [bx + tw_, by - bh], [bx - tw_, by - bh]])).astype(np.int32), 1.0))
-            faces.append((np.rint(np.array([[bx - 0.1 * bw, by], [bx + 0.25 * bw, by], [bx + 0.15 * tw_, by - bh], [bx - 0.05 * tw_, by - bh]])).astype(np.int32), 0.85))
+            faces.append(
+                (
+                    np.rint(np.array([[bx - bw, by], [bx + bw, by], [bx + tw_, by - bh], [bx - tw_, by - bh]])).astype(
+                        np.int32
+                    ),
+                    1.0,
+                )
+            )
+            faces.append(
+                (
+                    np.rint(
+                        np.array(
+                            [
+                                [bx - 0.1 * bw, by],
+                                [bx + 0.25 * bw, by],
+                                [bx + 0.15 * tw_, by - bh],
+                                [bx - 0.05 * tw_, by - bh],
+                            ]
+                        )
+                    ).astype(np.int32),
+                    0.85,
+                )
+            )
             for hx in (-0.45, 0.45):
-                arcs.append(((bx + hx * tw_, by - bh), (0.35 * tw_, 0.3 * bh), 0.75, max(int(round(0.05 * bw)), 1), 180.0, 360.0))
+                arcs.append(
+                    (
+                        (bx + hx * tw_, by - bh),
+                        (0.35 * tw_, 0.3 * bh),
+                        0.75,
+                        max(int(round(0.05 * bw)), 1),
+                        180.0,
+                        360.0,
+                    )
+                )
         elif shape == 'pallet':  # a wooden pallet lying flat: slats on top, blocks and gaps at the front
             depth = size * u(0.6, 0.8)
             height = size * u(0.12, 0.16)
@@ -2091,7 +2635,9 @@ class _Renderer:
             n = int(self.rng.integers(4, 7))
             for k in range(n - 1):  # gaps between the top slats
                 xa = X0 + (X1 - X0) * (k + 1) / n - 0.02 * size
-                faces.append((cam.pts([xa, xa + 0.04 * size, xa + 0.04 * size, xa], [d, d, d + depth, d + depth], height), 0.3))
+                faces.append(
+                    (cam.pts([xa, xa + 0.04 * size, xa + 0.04 * size, xa], [d, d, d + depth, d + depth], height), 0.3)
+                )
             for k in range(2):  # openings between the three blocks of the front face
                 xa = X0 + (X1 - X0) * (0.12 + 0.42 * k)
                 xb = xa + (X1 - X0) * 0.3
@@ -2110,9 +2656,19 @@ class _Renderer:
         # bounding box of all parts
         xs0, ys0, xs1, ys1 = [], [], [], []
         for pts, _s in faces:
-            xs0.append(pts[:, 0].min()), ys0.append(pts[:, 1].min()), xs1.append(pts[:, 0].max()), ys1.append(pts[:, 1].max())
+            (
+                xs0.append(pts[:, 0].min()),
+                ys0.append(pts[:, 1].min()),
+                xs1.append(pts[:, 0].max()),
+                ys1.append(pts[:, 1].max()),
+            )
         for pts, _c in overlays:
-            xs0.append(pts[:, 0].min()), ys0.append(pts[:, 1].min()), xs1.append(pts[:, 0].max()), ys1.append(pts[:, 1].max())
+            (
+                xs0.append(pts[:, 0].min()),
+                ys0.append(pts[:, 1].min()),
+                xs1.append(pts[:, 0].max()),
+                ys1.append(pts[:, 1].max()),
+            )
         extents = [(c, max(a), 0) for c, a, _s, _ang in ellipses] + [(c, max(a), t) for c, a, _s, t in rings]
         extents += [(c, max(a), t) for c, a, _s, t, _a0, _a1 in arcs]
         for (cx, cy), r, t in extents:
@@ -2127,14 +2683,41 @@ class _Renderer:
         for pts, s in faces:
             cv2.fillPoly(shade, [(pts - off).astype(np.int32)], float(s), _LINE)
         for (cx, cy), (ax, ay), s, ang in ellipses:
-            cv2.ellipse(shade, (int(round(cx - x0)), int(round(cy - y0))), (max(int(round(ax)), 1), max(int(round(ay)), 1)),
-                        float(ang), 0, 360, float(s), -1, _LINE)
+            cv2.ellipse(
+                shade,
+                (int(round(cx - x0)), int(round(cy - y0))),
+                (max(int(round(ax)), 1), max(int(round(ay)), 1)),
+                float(ang),
+                0,
+                360,
+                float(s),
+                -1,
+                _LINE,
+            )
         for (cx, cy), (ax, ay), s, t in rings:
-            cv2.ellipse(shade, (int(round(cx - x0)), int(round(cy - y0))), (max(int(round(ax)), 1), max(int(round(ay)), 1)),
-                        0, 0, 360, float(s), t, _LINE)
+            cv2.ellipse(
+                shade,
+                (int(round(cx - x0)), int(round(cy - y0))),
+                (max(int(round(ax)), 1), max(int(round(ay)), 1)),
+                0,
+                0,
+                360,
+                float(s),
+                t,
+                _LINE,
+            )
         for (cx, cy), (ax, ay), s, t, a0, a1 in arcs:
-            cv2.ellipse(shade, (int(round(cx - x0)), int(round(cy - y0))), (max(int(round(ax)), 1), max(int(round(ay)), 1)),
-                        0, a0, a1, float(s), t, _LINE)
+            cv2.ellipse(
+                shade,
+                (int(round(cx - x0)), int(round(cy - y0))),
+                (max(int(round(ax)), 1), max(int(round(ay)), 1)),
+                0,
+                a0,
+                a1,
+                float(s),
+                t,
+                _LINE,
+            )
         over = None
         if overlays:
             over = np.zeros((h, w, 3), dtype=np.uint8)
@@ -2163,8 +2746,14 @@ class _Renderer:
         rgb = np.clip(rgb, 0, 255).astype(np.uint8)
         if over is not None:
             np.copyto(rgb, over, where=over_mask[..., None].astype(bool))
-        shadow = ('ellipse', (bx, by), (max(half * g * 1.1, 1.0), max(half * g * 0.18, 1.0)), 0,
-                  _scale(self.style['road'], 0.45), None)
+        shadow = (
+            'ellipse',
+            (bx, by),
+            (max(half * g * 1.1, 1.0), max(half * g * 0.18, 1.0)),
+            0,
+            _scale(self.style['road'], 0.45),
+            None,
+        )
         return [shadow, ('patch', x0, y0, rgb, mask)]
 
     # -- post-processing -----------------------------------------------------------------------------
@@ -2352,10 +2941,16 @@ class _Renderer:
         for cls, amps in _TEXTURE.items():
             lut[:, cls] = amps
         lut *= rng.uniform(0.6, 1.4, size=(3, 1)).astype(np.float32)
-        coarse = cv2.resize(rng.standard_normal((max(H // 32, 2), max(W // 32, 2))).astype(np.float32), (W, H),
-                            interpolation=cv2.INTER_LINEAR)
-        mid = cv2.resize(rng.standard_normal((max(H // 6, 2), max(W // 6, 2))).astype(np.float32), (W, H),
-                         interpolation=cv2.INTER_LINEAR)
+        coarse = cv2.resize(
+            rng.standard_normal((max(H // 32, 2), max(W // 32, 2))).astype(np.float32),
+            (W, H),
+            interpolation=cv2.INTER_LINEAR,
+        )
+        mid = cv2.resize(
+            rng.standard_normal((max(H // 6, 2), max(W // 6, 2))).astype(np.float32),
+            (W, H),
+            interpolation=cv2.INTER_LINEAR,
+        )
         table = _fine_noise_table(H, W)
         oy, ox = int(rng.integers(0, H)), int(rng.integers(0, W))
         fine = table[oy : oy + H, ox : ox + W]

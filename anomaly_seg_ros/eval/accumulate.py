@@ -93,23 +93,44 @@ class EvalAccumulator:
         if self.threshold is None:
             self.threshold = 0.5 * (score_range[0] + score_range[1])
         self.metrics = _RunMetrics(
-            PixelAnomalyMetrics(s.mode, score_range=score_range, bins=s.bins,  # type: ignore[arg-type]
-                                max_exact_pairs=None if s.mode == 'exact' else 50_000_000),
+            PixelAnomalyMetrics(
+                s.mode,
+                score_range=score_range,
+                bins=s.bins,  # type: ignore[arg-type]
+                max_exact_pairs=None if s.mode == 'exact' else 50_000_000,
+            ),
             SmiycComponentMetrics(self.threshold, min_gt_size=s.min_gt_size, min_pred_size=s.min_pred_size),
             ChanSegmentMetrics(self.threshold),
         )
         return self.metrics
 
     def skip(self, index: int, name: str, stamp_ns: int, reason: str, status: str | None = None) -> None:
-        self.frames.append(FrameRecord(index=index, name=name, stamp_ns=stamp_ns, status=status or f'skipped: {reason}'))
+        self.frames.append(
+            FrameRecord(index=index, name=name, stamp_ns=stamp_ns, status=status or f'skipped: {reason}')
+        )
 
     def add(
-        self, index: int, name: str, stamp_ns: int, image: np.ndarray, score: np.ndarray, labels: np.ndarray | None,
-        gt_anomaly: np.ndarray | None, gt_labels: np.ndarray | None, latency_ms: float | None,
-        stage_ms: dict[str, float] | None = None, status: str = 'ok',
+        self,
+        index: int,
+        name: str,
+        stamp_ns: int,
+        image: np.ndarray,
+        score: np.ndarray,
+        labels: np.ndarray | None,
+        gt_anomaly: np.ndarray | None,
+        gt_labels: np.ndarray | None,
+        latency_ms: float | None,
+        stage_ms: dict[str, float] | None = None,
+        status: str = 'ok',
     ) -> None:
-        rec = FrameRecord(index=index, name=name, stamp_ns=stamp_ns, status=status, latency_ms=latency_ms,
-                          stage_ms=dict(stage_ms or {}))
+        rec = FrameRecord(
+            index=index,
+            name=name,
+            stamp_ns=stamp_ns,
+            status=status,
+            latency_ms=latency_ms,
+            stage_ms=dict(stage_ms or {}),
+        )
         if gt_labels is not None and labels is not None:
             self.iou.update(labels, gt_labels)
             self.n_labelled += 1
@@ -154,15 +175,28 @@ class EvalAccumulator:
             metrics.update(score, gt)
         self._pending.clear()
 
-    def _keep_worst(self, heap: list[_Ranked], key: float, why: str, rec: FrameRecord, image: np.ndarray,
-                    score: np.ndarray, gt: np.ndarray) -> None:
+    def _keep_worst(
+        self,
+        heap: list[_Ranked],
+        key: float,
+        why: str,
+        rec: FrameRecord,
+        image: np.ndarray,
+        score: np.ndarray,
+        gt: np.ndarray,
+    ) -> None:
         k = self.settings.worst_k
         if k <= 0 or (len(heap) >= k and key <= heap[0].key):
             return
         self._seq += 1
-        frame = WorstFrame(name=rec.name, why=why, image=_shrink(image, cv2.INTER_AREA),
-                           anomaly_gt=_shrink(gt, cv2.INTER_NEAREST), score=_shrink(score, cv2.INTER_LINEAR),
-                           score_range=self.calibrated_range or self.settings.score_range)
+        frame = WorstFrame(
+            name=rec.name,
+            why=why,
+            image=_shrink(image, cv2.INTER_AREA),
+            anomaly_gt=_shrink(gt, cv2.INTER_NEAREST),
+            score=_shrink(score, cv2.INTER_LINEAR),
+            score_range=self.calibrated_range or self.settings.score_range,
+        )
         item = _Ranked(key, self._seq, frame)
         if len(heap) < k:
             heapq.heappush(heap, item)
@@ -181,16 +215,25 @@ class EvalAccumulator:
             chan = self.metrics.chan.compute()
             result['components'] = {
                 'threshold': self.threshold,
-                'smiyc': {k: getattr(smiyc, k) for k in ('mean_f1', 'mean_siou', 'mean_ppv', 'n_gt_components',
-                                                         'n_pred_components', 'note')}
-                | {'f1_per_tau': dict(zip((f'{t:.2f}' for t in smiyc.taus), np.asarray(smiyc.f1).tolist()))},
+                'smiyc': {
+                    k: getattr(smiyc, k)
+                    for k in ('mean_f1', 'mean_siou', 'mean_ppv', 'n_gt_components', 'n_pred_components', 'note')
+                }
+                | {
+                    'f1_per_tau': dict(
+                        zip((f'{t:.2f}' for t in smiyc.taus), np.asarray(smiyc.f1).tolist(), strict=True)
+                    )
+                },
                 'chan': asdict(chan),
             }
         if self.n_labelled:
             seg = self.iou.compute()
             result['segmentation'] = {
-                'miou': seg.miou, 'frames': self.n_labelled, 'n_pixels': seg.n_pixels, 'n_ignored': seg.n_ignored,
-                'per_class_iou': dict(zip(seg.class_names, seg.per_class_iou.tolist())),
+                'miou': seg.miou,
+                'frames': self.n_labelled,
+                'n_pixels': seg.n_pixels,
+                'n_ignored': seg.n_ignored,
+                'per_class_iou': dict(zip(seg.class_names, seg.per_class_iou.tolist(), strict=True)),
             }
         result['latency'] = latency_summary(self.frames)
         worst = [r.frame for r in sorted(self._worst_ap, reverse=True)]
@@ -203,8 +246,10 @@ def latency_summary(frames: list[FrameRecord]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     total = [f.latency_ms for f in frames if f.latency_ms is not None]
     stages = sorted({k for f in frames for k in f.stage_ms})
-    for name, values in [('end_to_end', total), *[(s, [f.stage_ms[s] for f in frames if s in f.stage_ms])
-                                                   for s in stages]]:
+    for name, values in [
+        ('end_to_end', total),
+        *[(s, [f.stage_ms[s] for f in frames if s in f.stage_ms]) for s in stages],
+    ]:
         if values:
             p50, p95, p99 = np.percentile(values, [50, 95, 99])
             out[name] = {'p50_ms': float(p50), 'p95_ms': float(p95), 'p99_ms': float(p99), 'max_ms': float(max(values))}

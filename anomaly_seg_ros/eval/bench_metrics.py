@@ -30,7 +30,7 @@ def _frame(i: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     gt = np.zeros((height, width), np.uint8)
     for _ in range(3):
         y, x = rng.integers(0, height - height // 8), rng.integers(0, width - width // 8)
-        gt[y:y + height // 16, x:x + width // 16] = 1
+        gt[y : y + height // 16, x : x + width // 16] = 1
     gt[: height // 10] = 255
     score = rng.random((height, width), dtype=np.float32) * 0.7 + gt.astype(np.float32) * 0.25
     return np.clip(score, 0, 1), gt
@@ -72,18 +72,36 @@ def _worker(method: str, frames: int, width: int, height: int) -> dict[str, Any]
         t = time.perf_counter()
         ap = float(average_precision_score(np.concatenate(labels), np.concatenate(scores)))
         busy += time.perf_counter() - t
-    return {'method': method, 'ap': ap, 'seconds': busy, 'pixels': pixels, 'pixels_per_s': pixels / busy,
-            'peak_rss_mb': _maxrss_mb(), 'baseline_rss_mb': base}
+    return {
+        'method': method,
+        'ap': ap,
+        'seconds': busy,
+        'pixels': pixels,
+        'pixels_per_s': pixels / busy,
+        'peak_rss_mb': _maxrss_mb(),
+        'baseline_rss_mb': base,
+    }
 
 
 def run_metrics_bench(frames: int, size: tuple[int, int], methods: tuple[str, ...] = METHODS) -> list[dict[str, Any]]:
     width, height = size
     rows = []
-    print(f'pixel metrics on {frames} frames of {width}x{height} ({frames * width * height / 1e6:.0f} M pixels), '
-          f'one subprocess per method:')
+    print(
+        f'pixel metrics on {frames} frames of {width}x{height} ({frames * width * height / 1e6:.0f} M pixels), '
+        f'one subprocess per method:'
+    )
     for method in methods:
-        cmd = [sys.executable, '-m', 'anomaly_seg_ros.eval.bench_metrics', '--worker', method,
-               '--frames', str(frames), '--size', f'{width}x{height}']
+        cmd = [
+            sys.executable,
+            '-m',
+            'anomaly_seg_ros.eval.bench_metrics',
+            '--worker',
+            method,
+            '--frames',
+            str(frames),
+            '--size',
+            f'{width}x{height}',
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             tail = (r.stderr.strip().splitlines() or ['?'])[-1]
@@ -94,8 +112,10 @@ def run_metrics_bench(frames: int, size: tuple[int, int], methods: tuple[str, ..
     print(f'  {"method":<8} {"AP":>10} {"Mpixel/s":>9} {"vs sklearn":>10} {"peak RSS MB":>12} {"above start MB":>15}')
     for r in rows:
         ratio = f'{r["pixels_per_s"] / ref["pixels_per_s"]:.2f}x' if ref else 'n/a'
-        print(f'  {r["method"]:<8} {r["ap"]:10.6f} {r["pixels_per_s"] / 1e6:9.1f} {ratio:>10} '
-              f'{r["peak_rss_mb"]:12.0f} {r["peak_rss_mb"] - r["baseline_rss_mb"]:15.0f}')
+        print(
+            f'  {r["method"]:<8} {r["ap"]:10.6f} {r["pixels_per_s"] / 1e6:9.1f} {ratio:>10} '
+            f'{r["peak_rss_mb"]:12.0f} {r["peak_rss_mb"] - r["baseline_rss_mb"]:15.0f}'
+        )
     return rows
 
 

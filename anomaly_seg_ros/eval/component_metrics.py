@@ -93,6 +93,7 @@ SMIYC_TAUS: tuple[float, ...] = tuple(round(0.25 + 0.05 * i, 2) for i in range(1
 # Shared steps.
 # ---------------------------------------------------------------------------------------------------
 
+
 def _check_threshold(threshold: float | None) -> float | None:
     if threshold is None:
         return None
@@ -146,6 +147,7 @@ def _drop_labels(labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
 # SegmentMeIfYouCan.
 # ---------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, eq=False)
 class SmiycResult:
     """SMIYC component metrics of a run; per-τ arrays are aligned with ``taus``.
@@ -179,8 +181,9 @@ class SmiycResult:
         raise ValueError(f'tau {tau} is not one of {self.taus}')
 
 
-def _smiyc_frame(mask: np.ndarray, gt: np.ndarray, min_gt_size: int, min_pred_size: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _smiyc_frame(
+    mask: np.ndarray, gt: np.ndarray, min_gt_size: int, min_pred_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(sIoU per GT component, PPV per predicted component, their ROI sizes) for one frame.
 
     ``mask`` already has the ignore pixels removed. All per-component sums come from bincounts over the
@@ -223,8 +226,14 @@ def _smiyc_frame(mask: np.ndarray, gt: np.ndarray, min_gt_size: int, min_pred_si
     return siou, ppv, gt_size[keep_gt], pr_size[keep_pr]
 
 
-def _smiyc_finalize(sious: list[np.ndarray], ppvs: list[np.ndarray], gt_sizes: list[np.ndarray],
-                    pred_sizes: list[np.ndarray], taus: tuple[float, ...], n_frames: int) -> SmiycResult:
+def _smiyc_finalize(
+    sious: list[np.ndarray],
+    ppvs: list[np.ndarray],
+    gt_sizes: list[np.ndarray],
+    pred_sizes: list[np.ndarray],
+    taus: tuple[float, ...],
+    n_frames: int,
+) -> SmiycResult:
     siou = np.concatenate(sious) if sious else np.zeros(0)
     ppv = np.concatenate(ppvs) if ppvs else np.zeros(0)
     t = np.asarray(taus, dtype=np.float64)[:, None]
@@ -245,10 +254,19 @@ def _smiyc_finalize(sious: list[np.ndarray], ppvs: list[np.ndarray], gt_sizes: l
         mean_f1=float(f1.mean()) if denom.all() else float('nan'),
         mean_siou=float(siou.mean()) if siou.size else float('nan'),
         mean_ppv=float(ppv.mean()) if ppv.size else float('nan'),
-        taus=taus, tp=tp, fn=fn, fp=fp, f1=f1, siou=siou, ppv=ppv,
+        taus=taus,
+        tp=tp,
+        fn=fn,
+        fp=fp,
+        f1=f1,
+        siou=siou,
+        ppv=ppv,
         gt_sizes=np.concatenate(gt_sizes) if gt_sizes else np.zeros(0, np.int64),
         pred_sizes=np.concatenate(pred_sizes) if pred_sizes else np.zeros(0, np.int64),
-        n_gt_components=int(siou.size), n_pred_components=int(ppv.size), n_frames=n_frames, note='; '.join(notes),
+        n_gt_components=int(siou.size),
+        n_pred_components=int(ppv.size),
+        n_frames=n_frames,
+        note='; '.join(notes),
     )
 
 
@@ -316,6 +334,7 @@ def smiyc_component_metrics(
 # Chan et al. (ICCV 2021) segment-wise errors.
 # ---------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, eq=False)
 class ChanSegmentResult:
     """Chan et al. segment-wise evaluation of a run (sec. 7, Table 2 columns FP, FN, F1, ε).
@@ -349,8 +368,17 @@ def _chan_frame(mask: np.ndarray, gt: np.ndarray) -> np.ndarray:
     tp = int(np.count_nonzero(hits))
     detected = int(np.count_nonzero(np.bincount(gt_lab[mask], minlength=n_gt)[1:]))
     in_dist = gt == ANOMALY_IN_DIST
-    return np.array([tp, (n_pr - 1) - tp, n_gt - 1, detected, int(np.count_nonzero(in_dist)),
-                     int(np.count_nonzero(mask & in_dist))], dtype=np.int64)
+    return np.array(
+        [
+            tp,
+            (n_pr - 1) - tp,
+            n_gt - 1,
+            detected,
+            int(np.count_nonzero(in_dist)),
+            int(np.count_nonzero(mask & in_dist)),
+        ],
+        dtype=np.int64,
+    )
 
 
 def _chan_finalize(counts: np.ndarray, n_frames: int, threshold: float | None) -> ChanSegmentResult:
@@ -363,10 +391,18 @@ def _chan_finalize(counts: np.ndarray, n_frames: int, threshold: float | None) -
     if n_in == 0:
         notes.append('no in-distribution (gt == 0) pixel: road miss rate undefined')
     return ChanSegmentResult(
-        tp=tp, fp=fp, fn=fn, f1=2 * tp / denom if denom else float('nan'),
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        f1=2 * tp / denom if denom else float('nan'),
         road_miss_rate=n_flagged / n_in if n_in else float('nan'),
-        n_pred_segments=tp + fp, n_gt_segments=n_gt, n_gt_detected=detected,
-        n_in_dist_pixels=n_in, n_in_dist_flagged=n_flagged, n_frames=n_frames, threshold=threshold,
+        n_pred_segments=tp + fp,
+        n_gt_segments=n_gt,
+        n_gt_detected=detected,
+        n_in_dist_pixels=n_in,
+        n_in_dist_flagged=n_flagged,
+        n_frames=n_frames,
+        threshold=threshold,
         note='; '.join(notes),
     )
 

@@ -26,9 +26,9 @@ from .component_metrics import (
 )
 from .pixel_metrics import (
     DEFAULT_BINS,
-    Curves,
     DEFAULT_MAX_EXACT_PAIRS,
     FPR95_TPR,
+    Curves,
     IoUResult,
     PixelAnomalyMetrics,
     PixelMetricsResult,

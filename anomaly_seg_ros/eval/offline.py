@@ -14,13 +14,15 @@ from tqdm import tqdm
 from ..data.sample import Sample
 from ..pipeline import Pipeline
 from .accumulate import EvalAccumulator, EvalSettings
-from .report import FrameRecord, WorstFrame
 from .metrics import Curves
+from .report import FrameRecord, WorstFrame
 
 __all__ = ['IGNORE_RULE', 'EvalFrame', 'EvalRun', 'evaluate_frames', 'samples_as_frames']
 
-IGNORE_RULE = ('pixels with anomaly GT 255 are excluded from every anomaly metric and pixels with segmentation '
-               'GT 255 from mIoU; anomaly metrics pool every evaluated pixel of the run')
+IGNORE_RULE = (
+    'pixels with anomaly GT 255 are excluded from every anomaly metric and pixels with segmentation '
+    'GT 255 from mIoU; anomaly metrics pool every evaluated pixel of the run'
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,11 @@ def settings_for(pipe: Pipeline, **overrides: Any) -> EvalSettings:
 
 
 def evaluate_frames(
-    pipe: Pipeline, frames: Iterable[EvalFrame], settings: EvalSettings, *, total: int | None = None,
+    pipe: Pipeline,
+    frames: Iterable[EvalFrame],
+    settings: EvalSettings,
+    *,
+    total: int | None = None,
     progress: bool = True,
 ) -> tuple[EvalAccumulator, float]:
     """Run every frame through the Pipeline once; returns the filled accumulator and the wall time."""
@@ -66,26 +72,45 @@ def evaluate_frames(
             acc.skip(f.index, f.name, f.stamp_ns, f.error)
             continue
         r = pipe(f.sample.image)
-        acc.add(f.index, f.name, f.stamp_ns, f.sample.image, r.score, r.labels, f.sample.anomaly, f.sample.labels,
-                latency_ms=r.timings['total'], stage_ms={k: v for k, v in r.timings.items() if k != 'total'})
+        acc.add(
+            f.index,
+            f.name,
+            f.stamp_ns,
+            f.sample.image,
+            r.score,
+            r.labels,
+            f.sample.anomaly,
+            f.sample.labels,
+            latency_ms=r.timings['total'],
+            stage_ms={k: v for k, v in r.timings.items() if k != 'total'},
+        )
     return acc, time.perf_counter() - t0
 
 
 def describe_pipeline(pipe: Pipeline, backend: str, device: str) -> dict[str, Any]:
     return {
-        'model': pipe.model.name, 'model_dir': str(pipe.model.directory), 'model_input':
-        f'{pipe.model.input.width}x{pipe.model.input.height}', 'scorer': pipe.scorer.name,
-        'score_range': list(pipe.score_range), 'backend': backend, 'device': device,
+        'model': pipe.model.name,
+        'model_dir': str(pipe.model.directory),
+        'model_input': f'{pipe.model.input.width}x{pipe.model.input.height}',
+        'scorer': pipe.scorer.name,
+        'score_range': list(pipe.score_range),
+        'backend': backend,
+        'device': device,
     }
 
 
 def finish_run(acc: EvalAccumulator, evaluated: dict[str, Any], wall_s: float) -> EvalRun:
     result, curves, frames, worst = acc.finish()
     n_ok = sum(1 for f in frames if f.status in ('ok', 'late'))
-    evaluated = {**evaluated, 'frames_evaluated': n_ok, 'ignore_rule': IGNORE_RULE,
-                 'binning': f'{acc.settings.mode}, {acc.settings.bins} bins over {list(acc.calibrated_range or ())}'
-                 if acc.settings.mode == 'binned' else 'exact',
-                 'component_threshold': acc.threshold}
+    evaluated = {
+        **evaluated,
+        'frames_evaluated': n_ok,
+        'ignore_rule': IGNORE_RULE,
+        'binning': f'{acc.settings.mode}, {acc.settings.bins} bins over {list(acc.calibrated_range or ())}'
+        if acc.settings.mode == 'binned'
+        else 'exact',
+        'component_threshold': acc.threshold,
+    }
     result['latency']['wall_s'] = wall_s
     result['latency']['throughput_fps'] = n_ok / wall_s if wall_s > 0 else None
     return EvalRun({'evaluated': evaluated, **result}, curves, frames, worst)

@@ -106,6 +106,7 @@ if (ANOMALY_IN_DIST, ANOMALY_ID, ANOMALY_IGNORE) != (0, 1, IGNORE_ID):  # pragma
 # Input validation, shared with component_metrics.
 # ---------------------------------------------------------------------------------------------------
 
+
 def _check_2d(arr: object, name: str) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.ndim != 2:
@@ -186,6 +187,7 @@ def _paired_frames(
 # ---------------------------------------------------------------------------------------------------
 # Anomaly metrics: private steps.
 # ---------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class PixelMetricsResult:
@@ -336,8 +338,14 @@ def _finalize(
     n_pos, n_neg = int(pos_asc.sum()), int(neg_asc.sum())
     notes: list[str] = []
     nan = float('nan')
-    values = {'ap': nan, 'auroc': nan, 'fpr95': nan,
-              'ap_error_bound': nan, 'auroc_error_bound': nan, 'fpr95_error_bound': nan}
+    values = {
+        'ap': nan,
+        'auroc': nan,
+        'fpr95': nan,
+        'ap_error_bound': nan,
+        'auroc_error_bound': nan,
+        'fpr95_error_bound': nan,
+    }
     if n_pos + n_neg == 0:
         notes.append('no evaluated pixel (no frame, or every pixel ignored): AP, AUROC and FPR95 undefined')
     elif n_pos == 0:
@@ -358,14 +366,22 @@ def _finalize(
         action = 'clipped into the end bins and counted' if mode == 'binned' else 'counted as they are'
         notes.append(f'{out_of_range} evaluated score(s) outside the declared range [{lo:g}, {hi:g}] were {action}')
     return PixelMetricsResult(
-        n_pos=n_pos, n_neg=n_neg, n_ignored=n_ignored, out_of_range=out_of_range, mode=mode,
-        note='; '.join(notes), bins=bins, score_range=score_range, **values,
+        n_pos=n_pos,
+        n_neg=n_neg,
+        n_ignored=n_ignored,
+        out_of_range=out_of_range,
+        mode=mode,
+        note='; '.join(notes),
+        bins=bins,
+        score_range=score_range,
+        **values,
     )
 
 
 # ---------------------------------------------------------------------------------------------------
 # Anomaly metrics: public API.
 # ---------------------------------------------------------------------------------------------------
+
 
 class PixelAnomalyMetrics:
     """Streaming pixel-level AP, AUROC and FPR95 pooled over every evaluated pixel of a run.
@@ -435,8 +451,15 @@ class PixelAnomalyMetrics:
         """Metrics over every frame since the last reset (the state is kept; call reset() to clear)."""
         pos, neg, _ = self._groups()
         bins = self.bins if self._hist is not None else None
-        return _finalize(pos, neg, mode=self.mode, n_ignored=self.n_ignored, out_of_range=self.out_of_range,
-                         bins=bins, score_range=self.score_range)
+        return _finalize(
+            pos,
+            neg,
+            mode=self.mode,
+            n_ignored=self.n_ignored,
+            out_of_range=self.out_of_range,
+            bins=bins,
+            score_range=self.score_range,
+        )
 
     def curves(self, max_points: int = 400, hist_bins: int = 64) -> Curves:
         """PR and ROC curve points (at most ``max_points``, evenly subsampled, ends kept) and a coarse
@@ -484,6 +507,7 @@ def pixel_anomaly_metrics(
 # ---------------------------------------------------------------------------------------------------
 # mIoU from a dataset-wide confusion matrix.
 # ---------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class IoUResult:
@@ -552,8 +576,14 @@ def _iou_from_confusion(confusion: np.ndarray, n_ignored: int, class_names: tupl
     elif absent:
         note = f'classes absent from ground truth and prediction (IoU NaN, excluded from the mean): {", ".join(absent)}'
     return IoUResult(
-        miou=miou, per_class_iou=iou, confusion=square.copy(), class_names=class_names,
-        n_pixels=int(confusion.sum()), n_ignored=n_ignored, n_pred_other=int(confusion[:, n_cls].sum()), note=note,
+        miou=miou,
+        per_class_iou=iou,
+        confusion=square.copy(),
+        class_names=class_names,
+        n_pixels=int(confusion.sum()),
+        n_ignored=n_ignored,
+        n_pred_other=int(confusion[:, n_cls].sum()),
+        note=note,
     )
 
 

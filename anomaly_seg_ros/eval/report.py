@@ -78,6 +78,7 @@ DASH = '\u2014'
 # Inputs.
 # ---------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class FrameRecord:
     """One message / sample of the run, as the per-frame table and the latency plot show it."""
@@ -111,6 +112,7 @@ class WorstFrame:
 # JSON.
 # ---------------------------------------------------------------------------------------------------
 
+
 def to_jsonable(obj: Any, *, keep_nonfinite: bool = False, _where: str = 'report') -> Any:
     """Plain-Python copy of ``obj`` that ``json.dumps(..., allow_nan=False)`` accepts.
 
@@ -131,15 +133,19 @@ def to_jsonable(obj: Any, *, keep_nonfinite: bool = False, _where: str = 'report
     if isinstance(obj, Mapping):
         return {
             str(k.item() if isinstance(k, np.generic) else k): to_jsonable(
-                v, keep_nonfinite=keep_nonfinite, _where=f'{_where}.{k}')
+                v, keep_nonfinite=keep_nonfinite, _where=f'{_where}.{k}'
+            )
             for k, v in obj.items()
         }
     if isinstance(obj, (list, tuple, set, frozenset)):
         items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
         return [to_jsonable(v, keep_nonfinite=keep_nonfinite, _where=f'{_where}[{i}]') for i, v in enumerate(items)]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)},
-                           keep_nonfinite=keep_nonfinite, _where=_where)
+        return to_jsonable(
+            {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)},
+            keep_nonfinite=keep_nonfinite,
+            _where=_where,
+        )
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f'{_where}: {type(obj).__name__} is not JSON-serialisable')
@@ -172,6 +178,7 @@ def write_json_report(report: dict, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Value formatting.
 # ---------------------------------------------------------------------------------------------------
+
 
 def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
@@ -226,6 +233,7 @@ def _note_of(d: Mapping) -> str:
 # Tables.
 # ---------------------------------------------------------------------------------------------------
 
+
 def _flatten(d: Mapping, prefix: str = '', note: str = '') -> list[tuple[str, Any, str]]:
     """(dotted key, value, note of the nearest dict holding it) for every leaf; lists stay whole."""
     rows: list[tuple[str, Any, str]] = []
@@ -242,14 +250,13 @@ def _flatten(d: Mapping, prefix: str = '', note: str = '') -> list[tuple[str, An
 
 
 def _kv_table(rows: list[tuple[str, Any, str]], cls: str = 'kv') -> str:
-    body = ''.join(
-        f'<tr><th>{_esc(k)}</th><td>{_fmt_value(v, note)}</td></tr>' for k, v, note in rows
-    )
+    body = ''.join(f'<tr><th>{_esc(k)}</th><td>{_fmt_value(v, note)}</td></tr>' for k, v, note in rows)
     return f'<table class="{cls}">{body}</table>'
 
 
-def _record_table(records: Sequence[Mapping], caption: str = '', row_key: str | None = None,
-                  row_names: Sequence[str] | None = None) -> str:
+def _record_table(
+    records: Sequence[Mapping], caption: str = '', row_key: str | None = None, row_names: Sequence[str] | None = None
+) -> str:
     """Table with one row per record (dict of scalars) and one column per key (first-seen order)."""
     cols: list[str] = []
     for r in records:
@@ -263,12 +270,14 @@ def _record_table(records: Sequence[Mapping], caption: str = '', row_key: str | 
     for i, r in enumerate(shown):
         first = f'<th>{_esc(row_names[i])}</th>' if row_names is not None else ''
         note = _note_of(r)
-        body.append('<tr>' + first + ''.join(
-            f'<td>{_fmt_value(r.get(c), note) if c in r else ""}</td>' for c in cols) + '</tr>')
+        body.append(
+            '<tr>' + first + ''.join(f'<td>{_fmt_value(r.get(c), note) if c in r else ""}</td>' for c in cols) + '</tr>'
+        )
     more = ''
     if len(records) > MAX_LIST_ROWS:
-        more = (f'<p class="note">showing the first {MAX_LIST_ROWS} of {len(records)} rows '
-                '(all are in the JSON report)</p>')
+        more = (
+            f'<p class="note">showing the first {MAX_LIST_ROWS} of {len(records)} rows (all are in the JSON report)</p>'
+        )
     cap = f'<caption>{_esc(caption)}</caption>' if caption else ''
     return f'<table class="grid">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{more}'
 
@@ -306,8 +315,9 @@ def _section_body(obj: Any, prefix: str = '', inherited_note: str = '') -> str:
             extra.append(f'<h4>{_esc(key)}</h4>' + _record_table(v))
         elif isinstance(v, dict) and v:
             sub_records = {kk: vv for kk, vv in v.items() if _is_record(vv)}
-            if len(sub_records) >= 2 or any(isinstance(vv, list) and vv and isinstance(vv[0], dict)
-                                            for vv in v.values()):
+            if len(sub_records) >= 2 or any(
+                isinstance(vv, list) and vv and isinstance(vv[0], dict) for vv in v.values()
+            ):
                 extra.append(f'<h4>{_esc(key)}</h4>' + _section_body(v, key + '.', note))
             else:
                 kv_rows.extend(_flatten(v, key + '.', note))
@@ -316,8 +326,7 @@ def _section_body(obj: Any, prefix: str = '', inherited_note: str = '') -> str:
     parts = []
     if as_matrix:
         names = list(records)
-        parts.append(_record_table([records[n] for n in names], row_key=prefix.rstrip('.') or '',
-                                   row_names=names))
+        parts.append(_record_table([records[n] for n in names], row_key=prefix.rstrip('.') or '', row_names=names))
     if kv_rows:
         parts.append(_kv_table(kv_rows))
     parts.extend(extra)
@@ -327,6 +336,7 @@ def _section_body(obj: Any, prefix: str = '', inherited_note: str = '') -> str:
 # ---------------------------------------------------------------------------------------------------
 # Figures.
 # ---------------------------------------------------------------------------------------------------
+
 
 def _b64(data: bytes, mime: str) -> str:
     return f'data:{mime};base64,' + base64.b64encode(data).decode('ascii')
@@ -367,9 +377,13 @@ def _curves_missing(curves: Curves | None, pixel: Mapping, what: str) -> str | N
     note = _note_of(pixel)
     if curves is None:
         return f'No {what}: no curve data was passed to the report (curves not computed for this run).' + (
-            f' Pixel metrics note: {note}.' if note else '')
-    arrays = (curves.tpr, curves.fpr, curves.precision) if what != 'score histogram' else (
-        curves.hist_edges, curves.hist_anomaly, curves.hist_in_dist)
+            f' Pixel metrics note: {note}.' if note else ''
+        )
+    arrays = (
+        (curves.tpr, curves.fpr, curves.precision)
+        if what != 'score histogram'
+        else (curves.hist_edges, curves.hist_anomaly, curves.hist_in_dist)
+    )
     if any(np.asarray(a).size == 0 for a in arrays):
         reason = note or 'the run has no anomaly pixel or no in-distribution pixel, so the curve is undefined'
         return f'No {what}: {reason}.'
@@ -399,16 +413,16 @@ def _fig_roc(curves: Curves, pixel: Mapping) -> str:
     auroc = _finite(pixel.get('auroc'))
     fig = _new_figure()
     ax = fig.add_subplot()
-    ax.plot(fpr, tpr, color='#1f5fa8', lw=1.8,
-            label=f'AUROC = {auroc:.4g}' if auroc is not None else 'AUROC = \u2014')
+    ax.plot(fpr, tpr, color='#1f5fa8', lw=1.8, label=f'AUROC = {auroc:.4g}' if auroc is not None else 'AUROC = \u2014')
     ax.plot([0, 1], [0, 1], color='grey', ls='--', lw=1, label='chance')
     hit = np.flatnonzero(tpr >= FPR95_TPR)
     if hit.size:
         i = int(hit[0])
         fpr95 = _finite(pixel.get('fpr95'))
         shown = fpr95 if fpr95 is not None else float(fpr[i])
-        ax.plot([fpr[i]], [tpr[i]], 'o', color='#d62728', ms=7, zorder=5,
-                label=f'FPR95 = {shown:.4g} (TPR {tpr[i]:.3f})')
+        ax.plot(
+            [fpr[i]], [tpr[i]], 'o', color='#d62728', ms=7, zorder=5, label=f'FPR95 = {shown:.4g} (TPR {tpr[i]:.3f})'
+        )
         ax.axhline(FPR95_TPR, color='#d62728', ls=':', lw=0.8)
     ax.set(xlabel='false positive rate', ylabel='true positive rate', title='ROC', xlim=(0, 1), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
@@ -423,8 +437,10 @@ def _fig_hist(curves: Curves) -> str:
     fig = _new_figure(12.0, 3.8)  # ~ the page width at 100 dpi: no upscaled, oversized text
     ax = fig.add_subplot()
     densities = []
-    for counts, label, colour in ((curves.hist_in_dist, 'in-distribution (gt 0)', '#1f77b4'),
-                                  (curves.hist_anomaly, 'anomaly (gt 1)', '#d62728')):
+    for counts, label, colour in (
+        (curves.hist_in_dist, 'in-distribution (gt 0)', '#1f77b4'),
+        (curves.hist_anomaly, 'anomaly (gt 1)', '#d62728'),
+    ):
         counts = np.asarray(counts, float)
         total = counts.sum()
         if total <= 0:
@@ -437,9 +453,11 @@ def _fig_hist(curves: Curves) -> str:
     log_y = positive.size > 0 and positive.max() / positive.min() > 1e3
     if log_y:
         ax.set_yscale('log')
-    ax.set(xlabel='anomaly score (pixels of the evaluated frames; binned)',
-           ylabel='density' + (' (log scale)' if log_y else ''),
-           title='Score distribution: in-distribution vs anomaly pixels')
+    ax.set(
+        xlabel='anomaly score (pixels of the evaluated frames; binned)',
+        ylabel='density' + (' (log scale)' if log_y else ''),
+        title='Score distribution: in-distribution vs anomaly pixels',
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _fig_png(fig)
@@ -485,12 +503,23 @@ def _fig_latency(frames: Sequence[FrameRecord]) -> str:
     ax.axhline(p95, color='#d62728', lw=1.2, ls='--', label=f'p95 = {p95:.4g} ms')
     # frames without a latency (dropped / late / skipped) as ticks along the bottom edge
     bottom = ax.get_xaxis_transform()
-    for kind, marker, colour, y in (('dropped', 'x', '#d62728', 0.03), ('late', 'v', '#ff7f0e', 0.08),
-                                    ('skipped', '|', '#7f7f7f', 0.13)):
+    for kind, marker, colour, y in (
+        ('dropped', 'x', '#d62728', 0.03),
+        ('late', 'v', '#ff7f0e', 0.08),
+        ('skipped', '|', '#7f7f7f', 0.13),
+    ):
         xs = [f.index for f in frames if kinds[id(f)] == kind and _finite(f.latency_ms) is None]
         if xs:
-            ax.plot(xs, [y] * len(xs), marker, color=colour, ms=6, transform=bottom, clip_on=False,
-                    label=f'{kind} ({len(xs)}, no latency)')
+            ax.plot(
+                xs,
+                [y] * len(xs),
+                marker,
+                color=colour,
+                ms=6,
+                transform=bottom,
+                clip_on=False,
+                label=f'{kind} ({len(xs)}, no latency)',
+            )
     ax.set_ylim(bottom=0, top=max(lat.max(), p95) * 1.12 if lat.max() > 0 else 1.0)
     ax.set(xlabel='frame index', ylabel='latency (ms)', title='Latency over time')
     ax.grid(alpha=0.3)
@@ -517,6 +546,7 @@ def _figure_block(title: str, make, missing: str | None, name: str, wide: bool =
 # ---------------------------------------------------------------------------------------------------
 # Worst frames.
 # ---------------------------------------------------------------------------------------------------
+
 
 def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
@@ -568,13 +598,14 @@ def _worst_images(w: WorstFrame) -> tuple[str, str, str]:
     annotated = small.copy()
     ignore = gt_small == ANOMALY_IGNORE
     if ignore.any():
-        yy, xx = np.mgrid[0:size[1], 0:size[0]]
+        yy, xx = np.mgrid[0 : size[1], 0 : size[0]]
         hatch = ((xx + yy) % 10) < 2
         grey = (annotated.astype(np.float32) * 0.55 + 128 * 0.45).astype(np.uint8)
         annotated[ignore] = grey[ignore]
         annotated[ignore & hatch] = (96, 96, 96)
-    contours, _ = cv2.findContours((gt_small == ANOMALY_ID).astype(np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(
+        (gt_small == ANOMALY_ID).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
     thickness = 2 if size[0] >= 320 else 1
     cv2.drawContours(annotated, contours, -1, (0, 255, 0), thickness, lineType=cv2.LINE_AA)
 
@@ -601,11 +632,13 @@ def _worst_block(worst: Sequence[WorstFrame]) -> str:
         return _why('No worst frames were selected for this run.')
     rows = []
     for i, w in enumerate(worst, 1):
-        head = (f'<div class="wf-head"><span class="wf-n">#{i}</span> <b>{_esc(w.name)}</b> '
-                f'<span class="wf-why">{_esc(w.why)}</span></div>')
+        head = (
+            f'<div class="wf-head"><span class="wf-n">#{i}</span> <b>{_esc(w.name)}</b> '
+            f'<span class="wf-why">{_esc(w.why)}</span></div>'
+        )
         try:
             img, mask, heat = _worst_images(w)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not lose the whole report
             log.warning('worst frame %r not drawn: %s', w.name, exc)
             rows.append(f'<div class="wf">{head}{_why(f"Not drawn: {type(exc).__name__}: {exc}")}</div>')
             continue
@@ -616,9 +649,11 @@ def _worst_block(worst: Sequence[WorstFrame]) -> str:
             rng = 'score range ?'
         cells = ''.join(
             f'<figure>{_img(uri, f"{w.name}: {cap}")}<figcaption>{_esc(cap)}</figcaption></figure>'
-            for uri, cap in ((img, 'image + ground-truth anomaly contour (green); ignore hatched'),
-                             (mask, 'ground truth: black in-distribution, white anomaly, grey ignore'),
-                             (heat, f'anomaly score (TURBO: blue low \u2192 red high), {rng}'))
+            for uri, cap in (
+                (img, 'image + ground-truth anomaly contour (green); ignore hatched'),
+                (mask, 'ground truth: black in-distribution, white anomaly, grey ignore'),
+                (heat, f'anomaly score (TURBO: blue low \u2192 red high), {rng}'),
+            )
         )
         rows.append(f'<div class="wf">{head}<div class="wf-row">{cells}</div></div>')
     return ''.join(rows)
@@ -628,10 +663,13 @@ def _worst_block(worst: Sequence[WorstFrame]) -> str:
 # Headline and per-frame table.
 # ---------------------------------------------------------------------------------------------------
 
+
 def _card(label: str, value: Any, sub: str = '', bad: bool = False) -> str:
     cls = 'card bad' if bad else 'card'
-    return (f'<div class="{cls}"><div class="label">{_esc(label)}</div><div class="big">{_fmt_num(value)}</div>'
-            f'<div class="sub">{sub}</div></div>')
+    return (
+        f'<div class="{cls}"><div class="label">{_esc(label)}</div><div class="big">{_fmt_num(value)}</div>'
+        f'<div class="sub">{sub}</div></div>'
+    )
 
 
 def _frame_counts(frames: Sequence[FrameRecord]) -> dict[str, int]:
@@ -664,8 +702,14 @@ def _headline(report: Mapping, frames: Sequence[FrameRecord]) -> str:
     seg = report.get('segmentation')
     if isinstance(seg, Mapping) and 'miou' in seg:
         miou = _finite(seg.get('miou'))
-        cards.append(_card('mIoU', miou, _esc('segmentation, dataset-wide' if miou is not None
-                                              else (_note_of(seg) or 'undefined')), bad=miou is None))
+        cards.append(
+            _card(
+                'mIoU',
+                miou,
+                _esc('segmentation, dataset-wide' if miou is not None else (_note_of(seg) or 'undefined')),
+                bad=miou is None,
+            )
+        )
     counts = _frame_counts(frames)
     if frames:
         parts = [f'{counts["ok"]} ok']
@@ -689,8 +733,9 @@ def _frames_table(frames: Sequence[FrameRecord]) -> str:
     rows = []
     for f in shown:
         kind = _status_kind(f.status)
-        stages = ', '.join(f'{k} {_finite(v):.3g} ms' if _finite(v) is not None else f'{k} ?'
-                           for k, v in (f.stage_ms or {}).items())
+        stages = ', '.join(
+            f'{k} {_finite(v):.3g} ms' if _finite(v) is not None else f'{k} ?' for k, v in (f.stage_ms or {}).items()
+        )
         lat = _fmt_num(_finite(f.latency_ms))
         lat_cell = f'<td title="{_esc(stages)}">{lat}</td>' if stages else f'<td>{lat}</td>'
         rows.append(
@@ -701,13 +746,19 @@ def _frames_table(frames: Sequence[FrameRecord]) -> str:
         )
     more = ''
     if len(frames) > MAX_FRAME_ROWS:
-        more = (f'<p class="missing">Showing the first {MAX_FRAME_ROWS} of {len(frames)} frames; '
-                f'the remaining {len(frames) - MAX_FRAME_ROWS} are left out of this page.</p>')
-    head = ('<tr><th>index</th><th>name</th><th>status</th><th>anomaly px</th><th>in-dist px</th><th>AP</th>'
-            '<th>mean score (anomaly)</th><th>mean score (in-dist)</th><th>latency ms</th></tr>')
-    return (f'{more}<table class="grid frames"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
-            f'<p class="note">Frame AP is each frame\'s own AP ({DASH} when the frame has no anomaly pixel or was '
-            f'not evaluated); the headline AP pools every pixel of the run. Hover a latency for its stages.</p>')
+        more = (
+            f'<p class="missing">Showing the first {MAX_FRAME_ROWS} of {len(frames)} frames; '
+            f'the remaining {len(frames) - MAX_FRAME_ROWS} are left out of this page.</p>'
+        )
+    head = (
+        '<tr><th>index</th><th>name</th><th>status</th><th>anomaly px</th><th>in-dist px</th><th>AP</th>'
+        '<th>mean score (anomaly)</th><th>mean score (in-dist)</th><th>latency ms</th></tr>'
+    )
+    return (
+        f'{more}<table class="grid frames"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+        f'<p class="note">Frame AP is each frame\'s own AP ({DASH} when the frame has no anomaly pixel or was '
+        f'not evaluated); the headline AP pools every pixel of the run. Hover a latency for its stages.</p>'
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -814,15 +865,30 @@ def write_html_report(
 
     # 3. figures
     parts.append('<h2>Figures</h2><div class="figs">')
-    parts.append(_figure_block('Precision-recall curve', lambda: _fig_pr(curves, pixel),
-                               _curves_missing(curves, pixel, 'precision-recall curve'), 'pr'))
-    parts.append(_figure_block('ROC curve', lambda: _fig_roc(curves, pixel),
-                               _curves_missing(curves, pixel, 'ROC curve'), 'roc'))
+    parts.append(
+        _figure_block(
+            'Precision-recall curve',
+            lambda: _fig_pr(curves, pixel),
+            _curves_missing(curves, pixel, 'precision-recall curve'),
+            'pr',
+        )
+    )
+    parts.append(
+        _figure_block('ROC curve', lambda: _fig_roc(curves, pixel), _curves_missing(curves, pixel, 'ROC curve'), 'roc')
+    )
     parts.append('</div><div class="figs">')
-    parts.append(_figure_block('In-distribution vs anomaly scores', lambda: _fig_hist(curves),
-                               _curves_missing(curves, pixel, 'score histogram'), 'hist', wide=True))
-    parts.append(_figure_block('Latency over time', lambda: _fig_latency(frames), _latency_missing(frames),
-                               'latency', wide=True))
+    parts.append(
+        _figure_block(
+            'In-distribution vs anomaly scores',
+            lambda: _fig_hist(curves),
+            _curves_missing(curves, pixel, 'score histogram'),
+            'hist',
+            wide=True,
+        )
+    )
+    parts.append(
+        _figure_block('Latency over time', lambda: _fig_latency(frames), _latency_missing(frames), 'latency', wide=True)
+    )
     parts.append('</div>')
 
     # 4. every other section

@@ -29,9 +29,7 @@ class _Residual(nn.Module):
     def __init__(self, ch: int, dilation: int) -> None:
         super().__init__()
         self.a = _cbr(ch, ch, dilation=dilation)
-        self.b = nn.Sequential(
-            nn.Conv2d(ch, ch, 3, 1, dilation, dilation=dilation, bias=False), nn.BatchNorm2d(ch)
-        )
+        self.b = nn.Sequential(nn.Conv2d(ch, ch, 3, 1, dilation, dilation=dilation, bias=False), nn.BatchNorm2d(ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.b(self.a(x)))
@@ -88,8 +86,12 @@ class ICNetSmall(nn.Module):
         self.stem = nn.Sequential(_cbr(3, w, 2), _cbr(w, w, 1), _cbr(w, 2 * w, 2), _cbr(2 * w, 2 * w, 2))
         # Context branch at 1/32 of the input with dilated residual blocks and pyramid pooling.
         self.context = nn.Sequential(
-            _cbr(2 * w, 4 * w, 1), _Residual(4 * w, 1), _Residual(4 * w, 2), _Residual(4 * w, 4),
-            _PyramidPool(), _cbr(4 * w, 4 * w, k=1),
+            _cbr(2 * w, 4 * w, 1),
+            _Residual(4 * w, 1),
+            _Residual(4 * w, 2),
+            _Residual(4 * w, 4),
+            _PyramidPool(),
+            _cbr(4 * w, 4 * w, k=1),
         )
         self.cff_low = _CFF(4 * w, 2 * w, 3 * w, num_classes)
         self.cff_mid = _CFF(3 * w, 2 * w, 2 * w, num_classes)

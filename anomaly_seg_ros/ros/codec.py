@@ -95,9 +95,7 @@ _YUV_OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float32)
 def _normalise_encoding(encoding: str) -> str:
     name = str(encoding).strip().lower()
     if name not in _BPP:
-        raise CodecError(
-            f'unsupported image encoding {encoding!r}; supported: {", ".join(SUPPORTED_ENCODINGS)}'
-        )
+        raise CodecError(f'unsupported image encoding {encoding!r}; supported: {", ".join(SUPPORTED_ENCODINGS)}')
     return name
 
 
@@ -120,9 +118,7 @@ def _as_bytes_array(data: Any) -> np.ndarray:
     try:
         return np.frombuffer(data, dtype=np.uint8)
     except (TypeError, ValueError) as exc:
-        raise CodecError(
-            f'image data of type {type(data).__name__} is not a byte buffer: {exc}'
-        ) from exc
+        raise CodecError(f'image data of type {type(data).__name__} is not a byte buffer: {exc}') from exc
 
 
 def _check_geometry(encoding: str, height: int, width: int, step: int, nbytes: int) -> int:
@@ -135,13 +131,10 @@ def _check_geometry(encoding: str, height: int, width: int, step: int, nbytes: i
     if height < 0 or width < 0 or step < 0:
         raise CodecError(f'negative size: height={height} width={width} step={step}')
     if height == 0 or width == 0 or nbytes == 0:
-        raise CodecError(
-            f'empty {encoding} frame: height={height} width={width} len(data)={nbytes}'
-        )
+        raise CodecError(f'empty {encoding} frame: height={height} width={width} len(data)={nbytes}')
     if step < width * bpp:
         raise CodecError(
-            f'step {step} is smaller than width*bytes_per_pixel = {width}*{bpp} = {width * bpp}'
-            f' for {encoding}'
+            f'step {step} is smaller than width*bytes_per_pixel = {width}*{bpp} = {width * bpp} for {encoding}'
         )
     if nbytes != step * height:
         raise CodecError(
@@ -149,9 +142,7 @@ def _check_geometry(encoding: str, height: int, width: int, step: int, nbytes: i
             f' for {encoding} {width}x{height}'
         )
     if encoding in _YUV_TO_CV and width % 2:
-        raise CodecError(
-            f'{encoding} needs an even width (2 pixels share chroma), got width={width}'
-        )
+        raise CodecError(f'{encoding} needs an even width (2 pixels share chroma), got width={width}')
     return bpp
 
 
@@ -234,9 +225,7 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
     try:
         fields = (msg.encoding, msg.height, msg.width, msg.step, msg.data)
     except AttributeError as exc:
-        raise CodecError(
-            f'object of type {type(msg).__name__} is not an Image message: {exc}'
-        ) from exc
+        raise CodecError(f'object of type {type(msg).__name__} is not an Image message: {exc}') from exc
     return image_to_rgb(*fields, is_bigendian=getattr(msg, 'is_bigendian', 0))
 
 
@@ -278,7 +267,7 @@ def rgb_to_image(
         pattern = enc[len('bayer_') : len('bayer_') + 4]
         channel = {'r': 0, 'g': 1, 'b': 2}
         out = np.empty((h, w), dtype=np.uint8)
-        for (dy, dx), colour in zip(((0, 0), (0, 1), (1, 0), (1, 1)), pattern):
+        for (dy, dx), colour in zip(((0, 0), (0, 1), (1, 0), (1, 1)), pattern, strict=True):
             out[dy::2, dx::2] = rgb[dy::2, dx::2, channel[colour]]
     else:  # YUV 4:2:2
         if w % 2:
@@ -313,9 +302,7 @@ def _parse_compressed_format(fmt: str, data: np.ndarray) -> tuple[str, bool]:
     """
     text = str(fmt).strip().lower()
     if 'compresseddepth' in text:
-        raise CodecError(
-            f'compressed format {fmt!r} is a depth image (compressedDepth); not supported'
-        )
+        raise CodecError(f'compressed format {fmt!r} is a depth image (compressedDepth); not supported')
     stored_rgb = re.search(r'compressed\s+rgb', text) is not None
     if not text:
         head = bytes(data[:8])
@@ -328,9 +315,7 @@ def _parse_compressed_format(fmt: str, data: np.ndarray) -> tuple[str, bool]:
     tokens = re.findall(r'[a-z0-9]+', codec_part)
     codec = next((t for t in tokens if t in _COMPRESSED_CODECS), None)
     if codec is None:
-        raise CodecError(
-            f'unknown compressed format {fmt!r}; supported codecs: {", ".join(_COMPRESSED_CODECS)}'
-        )
+        raise CodecError(f'unknown compressed format {fmt!r}; supported codecs: {", ".join(_COMPRESSED_CODECS)}')
     return ('jpeg' if codec == 'jpg' else codec), stored_rgb
 
 
@@ -349,9 +334,7 @@ def compressed_to_rgb(fmt: str, data: Any) -> np.ndarray:
     except cv2.error as exc:
         raise CodecError(f'cannot decode {buf.size} bytes of {codec} data: {exc}') from exc
     if img is None or img.size == 0:
-        raise CodecError(
-            f'cannot decode {buf.size} bytes as {codec} (format {fmt!r}): corrupt or truncated'
-        )
+        raise CodecError(f'cannot decode {buf.size} bytes as {codec} (format {fmt!r}): corrupt or truncated')
     if stored_rgb:
         return np.ascontiguousarray(img)
     return _cvt(img, cv2.COLOR_BGR2RGB, codec)
@@ -362,9 +345,7 @@ def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
     try:
         fmt, data = msg.format, msg.data
     except AttributeError as exc:
-        raise CodecError(
-            f'object of type {type(msg).__name__} is not a CompressedImage message: {exc}'
-        ) from exc
+        raise CodecError(f'object of type {type(msg).__name__} is not a CompressedImage message: {exc}') from exc
     return compressed_to_rgb(fmt, data)
 
 

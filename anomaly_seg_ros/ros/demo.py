@@ -26,8 +26,10 @@ def run_demo(model: str, frames: int, size: tuple[int, int], out: Path, seed: in
     os.environ.update(env)
     ns = f'/demo_{uuid.uuid4().hex[:6]}'
     world = SyntheticWorld(frames, seed=seed, config=WorldConfig(height=height, width=width, anomaly_prob=1.0))
-    print(f'demo: node in namespace {ns} (ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}), model {model!r}, '
-          f'{frames} frames of {width}x{height}')
+    print(
+        f'demo: node in namespace {ns} (ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}), model {model!r}, '
+        f'{frames} frames of {width}x{height}'
+    )
     latencies: list[float] = []
     with NodeProcess(default_params_file(), ns, env, {'model': model}) as proc:
         client = FrameClient(ns)
@@ -49,13 +51,16 @@ def run_demo(model: str, frames: int, size: tuple[int, int], out: Path, seed: in
         finally:
             client.close()
     lat = np.asarray(latencies)
-    print(f'end-to-end latency (publish -> last output received), {len(lat)} frames: '
-          f'p50 {np.percentile(lat, 50):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms, max {lat.max():.1f} ms')
+    print(
+        f'end-to-end latency (publish -> last output received), {len(lat)} frames: '
+        f'p50 {np.percentile(lat, 50):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms, max {lat.max():.1f} ms'
+    )
     stages = {k: v for k, v in diag.items() if k.endswith('_ms_p50') or k.endswith('_ms_p95')}
     if stages:
         print('node per-stage latency (from its diagnostics): ' + ', '.join(f'{k} {v}' for k, v in stages.items()))
-    print(f'wrote {frames} heatmaps and colour segmentations to {out}/ (heatmap_*.png, segmentation_*.png, '
-          f'input_*.png)')
+    print(
+        f'wrote {frames} heatmaps and colour segmentations to {out}/ (heatmap_*.png, segmentation_*.png, input_*.png)'
+    )
     return 0
 
 

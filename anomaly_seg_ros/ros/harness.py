@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image
 
 from .codec import rgb_to_image
@@ -58,8 +58,16 @@ class NodeProcess:
     def __init__(self, params: Path, namespace: str, env: dict[str, str], extra_params: dict[str, Any] | None = None):
         self.namespace = namespace
         self.log_path = Path(tempfile.mkstemp(prefix='anomaly_seg_node_', suffix='.log')[1])
-        cmd = [sys.executable, '-m', 'anomaly_seg_ros.ros.node', '--ros-args', '--params-file', str(params),
-               '-r', f'__ns:={namespace}']
+        cmd = [
+            sys.executable,
+            '-m',
+            'anomaly_seg_ros.ros.node',
+            '--ros-args',
+            '--params-file',
+            str(params),
+            '-r',
+            f'__ns:={namespace}',
+        ]
         for k, v in (extra_params or {}).items():
             cmd += ['-p', f'{k}:={v}']
         self.cmd = cmd
@@ -102,8 +110,11 @@ class FrameClient:
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = Node('anomaly_seg_client', namespace=namespace, context=self.context)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=10,
+            reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        )
         self.pub = self.node.create_publisher(Image, 'image', qos)
         self.pub_compressed = self.node.create_publisher(CompressedImage, 'image/compressed', qos)
         self.received = Received()
@@ -182,8 +193,15 @@ class FrameClient:
             stamp += 1
         return False
 
-    def publish(self, stamp_ns: int, rgb: np.ndarray | None = None, encoding: str = 'rgb8', *,
-                raw: tuple[int, int, int, bytes] | None = None, frame_id: str = 'camera') -> None:
+    def publish(
+        self,
+        stamp_ns: int,
+        rgb: np.ndarray | None = None,
+        encoding: str = 'rgb8',
+        *,
+        raw: tuple[int, int, int, bytes] | None = None,
+        frame_id: str = 'camera',
+    ) -> None:
         """Publish a frame; `raw=(height, width, step, data)` sends arbitrary (even corrupt) bytes."""
         msg = Image()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)

@@ -111,17 +111,32 @@ def evaluate_live(
         params.unlink(missing_ok=True)
     wall = time.perf_counter() - t_start
     evaluated = {
-        'model': model.name, 'model_dir': str(model.directory), 'scorer': scorer.name,
-        'score_range': list(scorer.score_range), 'backend': cfg.backend, 'device': cfg.device,
-        'rate_scale': opts.rate_scale, 'frame_period_s': period_s, 'late_threshold_ms': late_ms,
-        'dropped_frames': n_dropped, 'late_frames': n_late, 'node_alive_at_end': alive,
+        'model': model.name,
+        'model_dir': str(model.directory),
+        'scorer': scorer.name,
+        'score_range': list(scorer.score_range),
+        'backend': cfg.backend,
+        'device': cfg.device,
+        'rate_scale': opts.rate_scale,
+        'frame_period_s': period_s,
+        'late_threshold_ms': late_ms,
+        'dropped_frames': n_dropped,
+        'late_frames': n_late,
+        'node_alive_at_end': alive,
         'node_diagnostics': diag,
     }
     return acc, wall, evaluated
 
 
-def _collect(client: FrameClient, acc: EvalAccumulator, pending: dict[int, tuple[EvalFrame, float]],
-             late_ms: float | None, n_late: int, n_dropped: int, bar: Any) -> tuple[int, int]:
+def _collect(
+    client: FrameClient,
+    acc: EvalAccumulator,
+    pending: dict[int, tuple[EvalFrame, float]],
+    late_ms: float | None,
+    n_late: int,
+    n_dropped: int,
+    bar: Any,
+) -> tuple[int, int]:
     now = time.monotonic()
     for stamp in list(pending):
         f, deadline = pending[stamp]
@@ -144,7 +159,17 @@ def _collect(client: FrameClient, acc: EvalAccumulator, pending: dict[int, tuple
         late = late_ms is not None and latency_ms > late_ms
         n_late += int(late)
         sample = f.sample
-        acc.add(f.index, f.name, stamp, sample.image, score, labels, sample.anomaly, sample.labels,  # type: ignore[union-attr]
-                latency_ms=latency_ms, status='late' if late else 'ok')
+        acc.add(
+            f.index,
+            f.name,
+            stamp,
+            sample.image,
+            score,
+            labels,
+            sample.anomaly,
+            sample.labels,  # type: ignore[union-attr]
+            latency_ms=latency_ms,
+            status='late' if late else 'ok',
+        )
         bar.update(1)
     return n_late, n_dropped

@@ -79,7 +79,9 @@ class AnomalySegNode(Node):
 
         out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_seg = self.create_publisher(Image, '~/segmentation', out_qos)
-        self.pub_color = self.create_publisher(Image, '~/segmentation/color', out_qos) if self.cfg.publish_color else None
+        self.pub_color = (
+            self.create_publisher(Image, '~/segmentation/color', out_qos) if self.cfg.publish_color else None
+        )
         self.pub_score = self.create_publisher(Image, '~/anomaly_score', out_qos)
         self.pub_heat = self.create_publisher(Image, '~/anomaly_heatmap', out_qos) if self.cfg.publish_heatmap else None
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -100,7 +102,7 @@ class AnomalySegNode(Node):
             default = getattr(defaults, name)
             try:
                 param = self.declare_parameter(name, default, ParameterDescriptor(description=text))
-            except Exception as e:  # rclpy raises InvalidParameterTypeException and friends
+            except Exception as e:  # noqa: BLE001 - rclpy raises InvalidParameterTypeException and friends
                 raise ConfigError(
                     f'node {self.get_name()}: parameter {name!r}: {e} (expected {type(default).__name__})'
                 ) from None
@@ -133,8 +135,10 @@ class AnomalySegNode(Node):
         except CodecError as e:
             with self.stats.lock:
                 self.stats.bad_input += 1
-            self._warn(f'dropped a {kind} frame (stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}, '
-                       f'frame_id {msg.header.frame_id!r}): {e}')
+            self._warn(
+                f'dropped a {kind} frame (stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}, '
+                f'frame_id {msg.header.frame_id!r}): {e}'
+            )
             return
         try:
             result = self.pipeline(rgb)
@@ -172,9 +176,13 @@ class AnomalySegNode(Node):
             s = self.stats
             timings = list(s.timings)
             done = list(s.done_times)
-            counts = {'frames_received': s.received, 'frames_processed': s.processed,
-                      'dropped_superseded': s.superseded, 'dropped_bad_input': s.bad_input,
-                      'failed': s.failed}
+            counts = {
+                'frames_received': s.received,
+                'frames_processed': s.processed,
+                'dropped_superseded': s.superseded,
+                'dropped_bad_input': s.bad_input,
+                'failed': s.failed,
+            }
         rate = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else 0.0
         values = [KeyValue(key=k, value=str(v)) for k, v in counts.items()]
         values.append(KeyValue(key='rate_hz', value=f'{rate:.2f}'))
@@ -184,7 +192,9 @@ class AnomalySegNode(Node):
                 p50, p95 = np.percentile(xs, [50, 95])
                 values.append(KeyValue(key=f'{stage}_ms_p50', value=f'{p50:.2f}'))
                 values.append(KeyValue(key=f'{stage}_ms_p95', value=f'{p95:.2f}'))
-        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: pipeline', hardware_id=self.cfg.device, values=values)
+        status = DiagnosticStatus(
+            name=f'{self.get_fully_qualified_name()}: pipeline', hardware_id=self.cfg.device, values=values
+        )
         if counts['dropped_bad_input'] or counts['failed']:
             status.level, status.message = DiagnosticStatus.WARN, 'frames dropped: bad input or pipeline failure'
         else:

@@ -5,6 +5,12 @@ from .registry import SCORERS, build_scorer
 from .softmax import MaxLogit, MaxSoftmax, NormalizedEntropy, SoftmaxDistance, VoidProbability
 
 __all__ = [
-    'MaxLogit', 'MaxSoftmax', 'NormalizedEntropy', 'SCORERS', 'Scorer', 'SoftmaxDistance', 'VoidProbability',
+    'MaxLogit',
+    'MaxSoftmax',
+    'NormalizedEntropy',
+    'SCORERS',
+    'Scorer',
+    'SoftmaxDistance',
+    'VoidProbability',
     'build_scorer',
 ]

@@ -84,8 +84,8 @@ class _Augment:
         lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
         y = int(rng.integers(0, h - cfg.crop_height + 1))
         x = int(rng.integers(0, w - cfg.crop_width + 1))
-        img = img[y:y + cfg.crop_height, x:x + cfg.crop_width]
-        lab = lab[y:y + cfg.crop_height, x:x + cfg.crop_width]
+        img = img[y : y + cfg.crop_height, x : x + cfg.crop_width]
+        lab = lab[y : y + cfg.crop_height, x : x + cfg.crop_width]
         if rng.random() < 0.5:
             img, lab = img[:, ::-1], lab[:, ::-1]
         return img, lab
@@ -124,8 +124,13 @@ def evaluate_miou(net: torch.nn.Module, val: Sequence[Sample], spec: InputSpec) 
 
 
 def train_segmentation(
-    cfg: SegTrainConfig, train: Sequence[Sample], val: Sequence[Sample], *, resume: bool = False,
-    description: str = '', progress: bool = True,
+    cfg: SegTrainConfig,
+    train: Sequence[Sample],
+    val: Sequence[Sample],
+    *,
+    resume: bool = False,
+    description: str = '',
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Train, evaluate every cfg.eval_every iterations, write cfg.out/{model.yaml, model.pt, train_log.json}."""
     cfg.validate()
@@ -166,7 +171,7 @@ def train_segmentation(
         outs = net(x)
         loss = sum(
             w * F.cross_entropy(_resize_logits(o, y.shape[1:]), y, ignore_index=IGNORE_ID)
-            for w, o in zip(weights, outs)
+            for w, o in zip(weights, outs, strict=True)
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -176,19 +181,31 @@ def train_segmentation(
         done = it + 1
         if done % cfg.eval_every == 0 or done == cfg.iters:
             miou = evaluate_miou(net, val, spec).compute().miou if len(val) else math.nan
-            history.append({'iteration': done, 'loss': loss_avg, 'val_miou': miou,
-                            'elapsed_s': time.perf_counter() - t_start})
+            history.append(
+                {'iteration': done, 'loss': loss_avg, 'val_miou': miou, 'elapsed_s': time.perf_counter() - t_start}
+            )
             bar.write(f'iteration {done}: loss {loss_avg:.4f}, val mIoU {miou:.4f}', file=sys.stderr)
             cfg.out.mkdir(parents=True, exist_ok=True)
-            torch.save({'state_dict': net.state_dict(), 'optimizer': opt.state_dict(), 'iteration': done,
-                        'history': json.dumps(history)}, ckpt_path)
+            torch.save(
+                {
+                    'state_dict': net.state_dict(),
+                    'optimizer': opt.state_dict(),
+                    'iteration': done,
+                    'history': json.dumps(history),
+                },
+                ckpt_path,
+            )
     net.eval()
     write_model_folder(cfg.out, net, cfg.architecture, {'width': cfg.width}, spec, cfg.scorer, description)
     summary = {
         'config': {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-        'train_frames': len(train), 'val_frames': len(val), 'history': history,
-        'train_seconds_this_run': time.perf_counter() - t_start, 'torch': torch.__version__,
-        'threads': torch.get_num_threads(), 'classes': list(CITYSCAPES_CLASSES),
+        'train_frames': len(train),
+        'val_frames': len(val),
+        'history': history,
+        'train_seconds_this_run': time.perf_counter() - t_start,
+        'torch': torch.__version__,
+        'threads': torch.get_num_threads(),
+        'classes': list(CITYSCAPES_CLASSES),
     }
     with open(cfg.out / 'train_log.json', 'w', encoding='utf-8') as f:
         json.dump(summary, f, indent=2)
