@@ -10,9 +10,15 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AnomalySegError
+
+if TYPE_CHECKING:  # annotations only: the data modules stay lazily imported
+    from .data.sample import Sample
+    from .data.synthetic import SyntheticWorld
 
 __all__ = ['main']
 
@@ -55,6 +61,8 @@ def _cmd_train_seg(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
     )
+    train: Sequence[Sample]
+    val: Sequence[Sample]
     if args.dataset == 'synthetic':
         from .data.synthetic import SyntheticWorld, WorldConfig
 
@@ -81,11 +89,11 @@ def _cmd_train_seg(args: argparse.Namespace) -> int:
     return 0
 
 
-def _materialise(world: object, desc: str) -> list[object]:
+def _materialise(world: SyntheticWorld, desc: str) -> list[Sample]:
     """Pre-render frames once: training revisits each frame many times and rendering costs more than a copy."""
     from tqdm import tqdm
 
-    return [world[i] for i in tqdm(range(len(world)), desc=desc)]  # type: ignore[arg-type, index]
+    return [world[i] for i in tqdm(range(len(world)), desc=desc)]
 
 
 def _triple(text: str) -> tuple[float, float, float]:
@@ -147,7 +155,7 @@ def _cmd_import_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pair(kind: type) -> object:
+def _pair(kind: type) -> Callable[[str], tuple]:
     def parse(text: str) -> tuple:
         try:
             a, b = (kind(v) for v in text.split(','))
@@ -249,7 +257,9 @@ def _cmd_bag(args: argparse.Namespace) -> int:
         from .data.synthetic import SyntheticWorld, WorldConfig
 
         w, h = args.size
-        samples: object = SyntheticWorld(args.count, seed=args.seed, config=WorldConfig(height=h, width=w))
+        samples: SyntheticWorld | Sequence[Sample] = SyntheticWorld(
+            args.count, seed=args.seed, config=WorldConfig(height=h, width=w)
+        )
     else:
         from .data.readers import open_dataset
 
@@ -257,7 +267,7 @@ def _cmd_bag(args: argparse.Namespace) -> int:
             raise AnomalySegError(f'bag from-dataset: --format {args.format} needs --root')
         samples = open_dataset(args.format, args.root, **({'split': args.split} if args.split else {}))
     if args.limit is not None:
-        samples = [samples[i] for i in range(min(args.limit, len(samples)))]  # type: ignore[arg-type, index]
+        samples = [samples[i] for i in range(min(args.limit, len(samples)))]
     summary = write_bag(
         samples,
         args.out,
@@ -327,10 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt')
 
     im = sub.add_parser('import-model', help='bring your own segmentation net: writes and validates models/NAME/')
-    src = im.add_mutually_exclusive_group(required=True)
-    src.add_argument('--onnx', type=Path, help='ONNX file: NCHW float image in, NxKxHxW logits out')
-    src.add_argument('--torch', type=Path, help='state dict of a registered architecture (see --architecture)')
-    src.add_argument('--torchscript', type=Path, help='TorchScript archive of a segmentation net')
+    model_file = im.add_mutually_exclusive_group(required=True)
+    model_file.add_argument('--onnx', type=Path, help='ONNX file: NCHW float image in, NxKxHxW logits out')
+    model_file.add_argument('--torch', type=Path, help='state dict of a registered architecture (see --architecture)')
+    model_file.add_argument('--torchscript', type=Path, help='TorchScript archive of a segmentation net')
     im.add_argument('--name', help='model folder name (default: the file stem)')
     im.add_argument('--classes', default='cityscapes', help="'cityscapes' (19 trainIds) or a file, one name per line")
     im.add_argument('--input-size', type=_size, help='WIDTHxHEIGHT the net expects (default: from the ONNX input)')

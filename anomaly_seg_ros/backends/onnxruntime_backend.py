@@ -23,7 +23,7 @@ class OnnxRuntimeBackend:
                 'backend onnxruntime: the onnxruntime package is not installed '
                 '(pip install onnxruntime, or onnxruntime-gpu for CUDA)'
             ) from None
-        providers = ['CPUExecutionProvider']
+        providers: list[str | tuple[str, dict[str, int]]] = ['CPUExecutionProvider']  # name or (name, options)
         if device.startswith('cuda'):
             if 'CUDAExecutionProvider' not in ort.get_available_providers():
                 raise BackendError(

@@ -85,7 +85,8 @@ class BagIssue(NamedTuple):
     """One problem: the topic, the message index in that topic (None: not tied to a message), why."""
 
     topic: str
-    index: int | None
+    # a public field name that shadows tuple.index(); NamedTuple allows it at runtime
+    index: int | None  # type: ignore[assignment]
     reason: str
 
     def __str__(self) -> str:
@@ -504,12 +505,13 @@ class BagReader:
         if self.anomaly_topic is not None and self.anomaly_topic == self.labels_topic:
             raise BagError(f'bag {self.path}: anomaly and labels topic are both {self.anomaly_topic!r}')
         self.image_topic = str(image_topic)
-        self._role_topic = {'anomaly': self.anomaly_topic, 'labels': self.labels_topic}
-        self._roles = [r for r in _GT_ROLES if self._role_topic[r] is not None]
+        topic_of = {'anomaly': self.anomaly_topic, 'labels': self.labels_topic}
+        self._role_topic = {r: t for r, t in topic_of.items() if t is not None}  # the roles in use only
+        self._roles = [r for r in _GT_ROLES if r in self._role_topic]
         rep = self.report
         rep.image_topic, rep.anomaly_topic, rep.labels_topic = self.image_topic, self.anomaly_topic, self.labels_topic
         rep.messages = {t: 0 for t in (self.image_topic, *(self._role_topic[r] for r in self._roles))}
-        rep.unmatched = {self._role_topic[r]: [] for r in self._roles}  # type: ignore[misc]
+        rep.unmatched = {self._role_topic[r]: [] for r in self._roles}
 
     # ------------------------------------------------------------------ iteration
 
@@ -599,8 +601,8 @@ class BagReader:
         yield from self._release(force=True)
         for role in self._roles:
             topic = self._role_topic[role]
-            rep.unmatched[topic].extend(g.index for g in self._buffers[role].values())  # type: ignore[index]
-            rep.unmatched[topic].sort()  # type: ignore[index]
+            rep.unmatched[topic].extend(g.index for g in self._buffers[role].values())
+            rep.unmatched[topic].sort()
             self._buffers[role].clear()
         rep.finished = True
         if self.strict:
@@ -676,7 +678,7 @@ class BagReader:
         for role in self._roles:
             if role in entry.gt:
                 continue
-            total = self._totals.get(self._role_topic[role])  # type: ignore[arg-type]
+            total = self._totals.get(self._role_topic[role])
             if total is not None and self._gt_seen[role] >= total:
                 continue  # every message of this topic has been read
             if entry.later.get(role, 0) >= _LAG:
@@ -723,7 +725,7 @@ class BagReader:
                 self._problem(
                     rep.skipped,
                     self._role_topic[role],
-                    gt.index,  # type: ignore[arg-type]
+                    gt.index,
                     f'{_GT_WORD[role]} {hw(gt.arr)} vs image {hw(entry.image)} (HxW; image '
                     f'{self.image_topic} message {entry.index}): frame skipped',
                 )

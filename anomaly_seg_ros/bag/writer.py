@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -39,7 +39,7 @@ __all__ = ['BAG_VERSION', 'STORAGES', 'BagTopics', 'write_bag']
 
 STORAGES = ('mcap', 'sqlite3')
 COMPRESSED_FORMATS = ('jpeg', 'png')
-BAG_VERSION = 8  # see the module docstring
+BAG_VERSION: Final = 8  # see the module docstring
 
 
 @dataclass(frozen=True)

@@ -182,7 +182,7 @@ def _resize_rgba(rgba: np.ndarray, width: int, height: int) -> tuple[np.ndarray,
 
 
 def _read_object(path: Path) -> np.ndarray:
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    raw: np.ndarray | None = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise DatasetError(f'cannot read object image {path}')
     if raw.ndim != 3 or raw.shape[2] != 4:
@@ -255,7 +255,7 @@ def _adapt_colors(
 ) -> np.ndarray:
     """Steps 3 and 4 of the paper's FS Web list: brightness towards the overlaid pixels, then colour
     distribution partially towards the image's (mean/std per Lab channel)."""
-    lab = cv2.cvtColor(color, cv2.COLOR_RGB2Lab)
+    lab: np.ndarray = cv2.cvtColor(color, cv2.COLOR_RGB2Lab)
     obj_mean, _ = _weighted_stats(lab, alpha)
     bg_lab = cv2.cvtColor(background, cv2.COLOR_RGB2Lab)
     bg_mean, _ = _weighted_stats(bg_lab, alpha)

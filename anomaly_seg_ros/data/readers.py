@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import inspect
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -531,8 +531,9 @@ class SmiycReader(DatasetReader):
         self.track = track
         images = _list_files(image_dir, '*', IMAGE_EXTENSIONS, f'SMIYC {track} images')
         entries = []
+        mask: Path | None
         for p in images:
-            mask: Path | None = label_dir / f'{p.stem}_labels_semantic.png'
+            mask = label_dir / f'{p.stem}_labels_semantic.png'
             missing = None
             if not mask.is_file():
                 if require_labels:
@@ -637,4 +638,6 @@ def open_dataset(format: str, root: str | Path, **kw: Any) -> DatasetReader:
         raise DatasetError(
             f'unknown option(s) {", ".join(unknown)} for dataset format {key!r}; valid options: {", ".join(params)}'
         )
-    return cls(root, **kw)
+    # every registered subclass takes ``root: str | Path`` first (only the base constructor wants a Path)
+    make: Callable[..., DatasetReader] = cls
+    return make(root, **kw)

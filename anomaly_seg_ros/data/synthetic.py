@@ -43,7 +43,7 @@ import math
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -358,22 +358,35 @@ def _bbox(prims: list[tuple]) -> tuple[float, float, float, float]:
         kind = p[0]
         if kind == 'poly':
             pts = p[1]
-            xs0.append(pts[:, 0].min()), ys0.append(pts[:, 1].min())
-            xs1.append(pts[:, 0].max()), ys1.append(pts[:, 1].max())
+            xs0.append(pts[:, 0].min())
+            ys0.append(pts[:, 1].min())
+            xs1.append(pts[:, 0].max())
+            ys1.append(pts[:, 1].max())
         elif kind == 'ellipse':
             (cx, cy), (ax, ay) = p[1], p[2]
             r = max(ax, ay)
-            xs0.append(cx - r), ys0.append(cy - r), xs1.append(cx + r), ys1.append(cy + r)
+            xs0.append(cx - r)
+            ys0.append(cy - r)
+            xs1.append(cx + r)
+            ys1.append(cy + r)
         elif kind == 'circle':
             (cx, cy), r, t = p[1], p[2], max(p[5], 0)
-            xs0.append(cx - r - t), ys0.append(cy - r - t), xs1.append(cx + r + t), ys1.append(cy + r + t)
+            xs0.append(cx - r - t)
+            ys0.append(cy - r - t)
+            xs1.append(cx + r + t)
+            ys1.append(cy + r + t)
         elif kind == 'line':
             (ax, ay), (bx, by), t = p[1], p[2], p[5]
-            xs0.append(min(ax, bx) - t), ys0.append(min(ay, by) - t)
-            xs1.append(max(ax, bx) + t), ys1.append(max(ay, by) + t)
+            xs0.append(min(ax, bx) - t)
+            ys0.append(min(ay, by) - t)
+            xs1.append(max(ax, bx) + t)
+            ys1.append(max(ay, by) + t)
         elif kind == 'patch':
             x0, y0, mask = p[1], p[2], p[4]
-            xs0.append(x0), ys0.append(y0), xs1.append(x0 + mask.shape[1]), ys1.append(y0 + mask.shape[0])
+            xs0.append(x0)
+            ys0.append(y0)
+            xs1.append(x0 + mask.shape[1])
+            ys1.append(y0 + mask.shape[0])
     if not xs0:
         return (0.0, 0.0, -1.0, -1.0)
     return (float(min(xs0)), float(min(ys0)), float(max(xs1)), float(max(ys1)))
@@ -927,7 +940,7 @@ class _Renderer:
         step = self.u(0.7, 1.6)
         col = _scale(self.style['walk'], self.u(0.75, 0.9))
         cam = self.cam
-        lines = []
+        lines: list[np.ndarray] = []
         d = self.d_lo
         while d < self.d_max and cam.g(d) * step > 4 and len(lines) < 80:
             lines.append(cam.pts([xa, xb], [d, d]))
@@ -1090,7 +1103,8 @@ class _Renderer:
                 if len(lit):
                     warm = _hsv(self.wu(30, 50), self.wu(0.3, 0.6), self.wu(0.8, 1.0))
                     c.polys(list(lit), warm, None)
-                    cv2.fillPoly(self.emit, list(lit), _BUILDING + 1, _LINE)
+                    emit = cast(np.ndarray, self.emit)  # allocated whenever lamps_on (see __init__)
+                    cv2.fillPoly(emit, list(lit), _BUILDING + 1, _LINE)
         # shop / door band at the ground floor
         if self.chance(0.4):
             c.poly(cam.wall(X, d0 + 0.3, d1 - 0.3, 0.2, u(0.9, 1.4)), _scale(win_col, u(0.6, 1.0)), _BUILDING)
@@ -1548,7 +1562,7 @@ class _Renderer:
             col = self._car_color()
             z_body = u(0.5, 0.62)
             self._box(prims, X0, X1, d0, d1, 0.18, z_body, col, label, side_wheels=(0.22, tyre, (0.18, 0.82)))
-            cab = (X0 + 0.08, X1 - 0.08, d0 + length * u(0.25, 0.35), d0 + length * u(0.72, 0.8))
+            cab: tuple[float, ...] = (X0 + 0.08, X1 - 0.08, d0 + length * u(0.25, 0.35), d0 + length * u(0.72, 0.8))
             z_roof = u(0.88, 0.99)
             z_top = z_roof
             for name, pts in cam.box_faces(cab[0], cab[1], cab[2], cab[3], z_body, z_roof):
@@ -2211,6 +2225,7 @@ class _Renderer:
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         p = max(scale * self.u(0.12, 0.3), 2.0)
         bright: np.ndarray | None = None
+        t: np.ndarray
         if kind == 'solid':
             t = np.zeros((h, w), np.float32)
         elif kind == 'stripes':
@@ -2341,16 +2356,16 @@ class _Renderer:
                 )
                 end = self.pick([-1, 1])
                 ellipses.append(((bx + end * w, by - h), (max(h * 0.35, 1.0), h), 1.2, 0))
-                for k in (-0.4, 0.4):
+                for k_ in (-0.4, 0.4):
                     faces.append(
                         (
                             np.rint(
                                 np.array(
                                     [
-                                        [bx + k * w - 0.03 * w, by],
-                                        [bx + k * w + 0.03 * w, by],
-                                        [bx + k * w + 0.03 * w, by - 2 * h],
-                                        [bx + k * w - 0.03 * w, by - 2 * h],
+                                        [bx + k_ * w - 0.03 * w, by],
+                                        [bx + k_ * w + 0.03 * w, by],
+                                        [bx + k_ * w + 0.03 * w, by - 2 * h],
+                                        [bx + k_ * w - 0.03 * w, by - 2 * h],
                                     ]
                                 )
                             ).astype(np.int32),
@@ -2360,11 +2375,11 @@ class _Renderer:
         elif shape == 'rock':
             bx, by = cam.point(X, d)
             n = int(self.rng.integers(7, 13))
-            ang = np.sort(self.rng.uniform(0, 2 * math.pi, n))
-            rad = half * g * self.rng.uniform(0.55, 1.0, n)
+            ang_ = np.sort(self.rng.uniform(0, 2 * math.pi, n))
+            rad_ = half * g * self.rng.uniform(0.55, 1.0, n)
             hk = u(0.5, 1.0)
-            xs = bx + rad * np.cos(ang)
-            ys = -rad * hk * np.sin(ang)
+            xs = bx + rad_ * np.cos(ang_)
+            ys = -rad_ * hk * np.sin(ang_)
             ys += by - ys.max()  # rests on the road
             faces.append((np.rint(np.stack([xs, ys], 1)).astype(np.int32), 1.0))
             for _ in range(int(self.rng.integers(1, 4))):
@@ -2417,11 +2432,11 @@ class _Renderer:
         elif shape == 'star':
             bx, by = cam.point(X, d)
             n = int(self.rng.integers(4, 7))
-            ang = u(0, math.pi) + np.arange(2 * n) * math.pi / n
-            rad = np.where(np.arange(2 * n) % 2 == 0, half * g, half * g * u(0.3, 0.5))
+            ang_ = u(0, math.pi) + np.arange(2 * n) * math.pi / n
+            rad_ = np.where(np.arange(2 * n) % 2 == 0, half * g, half * g * u(0.3, 0.5))
             hk = u(0.5, 1.0)
-            xs = bx + rad * np.cos(ang)
-            ys = -rad * hk * np.sin(ang)
+            xs = bx + rad_ * np.cos(ang_)
+            ys = -rad_ * hk * np.sin(ang_)
             ys += by - ys.max()
             faces.append((np.rint(np.stack([xs, ys], 1)).astype(np.int32), 1.0))
         elif shape == 'taped_box':  # a cardboard-like box with tape across its front and top
@@ -2647,32 +2662,31 @@ class _Renderer:
             ang = math.radians(u(-30, 30))
             along = np.array([math.cos(ang), math.sin(ang)]) * L / 2
             normal = np.array([-math.sin(ang), math.cos(ang)]) * T / 2
-            top = np.array([-along - normal, along - normal, along + normal, -along + normal])
-            side = top + [0.0, T * 0.8]  # the slab's edge, seen below its face
+            top_ = np.array([-along - normal, along - normal, along + normal, -along + normal])
+            side = top_ + [0.0, T * 0.8]  # the slab's edge, seen below its face
             shift = np.array([bx, by - side[:, 1].max()])
             faces.append((np.rint(side + shift).astype(np.int32), 0.6))
-            faces.append((np.rint(top + shift).astype(np.int32), 1.0))
+            faces.append((np.rint(top_ + shift).astype(np.int32), 1.0))
 
         # bounding box of all parts
         xs0, ys0, xs1, ys1 = [], [], [], []
         for pts, _s in faces:
-            (
-                xs0.append(pts[:, 0].min()),
-                ys0.append(pts[:, 1].min()),
-                xs1.append(pts[:, 0].max()),
-                ys1.append(pts[:, 1].max()),
-            )
+            xs0.append(pts[:, 0].min())
+            ys0.append(pts[:, 1].min())
+            xs1.append(pts[:, 0].max())
+            ys1.append(pts[:, 1].max())
         for pts, _c in overlays:
-            (
-                xs0.append(pts[:, 0].min()),
-                ys0.append(pts[:, 1].min()),
-                xs1.append(pts[:, 0].max()),
-                ys1.append(pts[:, 1].max()),
-            )
+            xs0.append(pts[:, 0].min())
+            ys0.append(pts[:, 1].min())
+            xs1.append(pts[:, 0].max())
+            ys1.append(pts[:, 1].max())
         extents = [(c, max(a), 0) for c, a, _s, _ang in ellipses] + [(c, max(a), t) for c, a, _s, t in rings]
         extents += [(c, max(a), t) for c, a, _s, t, _a0, _a1 in arcs]
         for (cx, cy), r, t in extents:
-            xs0.append(cx - r - t), ys0.append(cy - r - t), xs1.append(cx + r + t), ys1.append(cy + r + t)
+            xs0.append(cx - r - t)
+            ys0.append(cy - r - t)
+            xs1.append(cx + r + t)
+            ys1.append(cy + r + t)
         x0, y0 = int(math.floor(min(xs0))) - 1, int(math.floor(min(ys0))) - 1
         x1, y1 = int(math.ceil(max(xs1))) + 2, int(math.ceil(max(ys1))) + 2
         if x1 - x0 > 4 * self.W or y1 - y0 > 4 * self.H or x1 <= 0 or x0 >= self.W or y1 <= 0 or y0 >= self.H:
@@ -2776,10 +2790,12 @@ class _Renderer:
             for i in range(n):
                 xa, da, xb, db = Xs[i], ds[i], Xs[(i + 1) % n], ds[(i + 1) % n]
                 if da >= d_min:
-                    px.append(xa), pd.append(da)
+                    px.append(xa)
+                    pd.append(da)
                 if (da >= d_min) != (db >= d_min):
                     t = (d_min - da) / (db - da)
-                    px.append(xa + t * (xb - xa)), pd.append(d_min)
+                    px.append(xa + t * (xb - xa))
+                    pd.append(d_min)
             Xs, ds = np.array(px), np.array(pd)
         if cam.kappa != 0.0:  # the road bends: subdivide edges so that they follow the curve
             t = np.linspace(0.0, 1.0, 5, endpoint=False)[None, :]
@@ -2810,7 +2826,7 @@ class _Renderer:
         H, W = self.H, self.W
         s = 4
         h, w = max(H // s, 2), max(W // s, 2)
-        pools = np.zeros((h, w), dtype=np.float32)
+        pools: np.ndarray = np.zeros((h, w), dtype=np.float32)
         for o in self.objects:
             for Xs, ds, strength in o.pools:
                 pts = self._ground_polygon(np.asarray(Xs, dtype=np.float64), np.asarray(ds, dtype=np.float64))
@@ -2892,7 +2908,8 @@ class _Renderer:
         src = cv2.bitwise_and(self.canvas.img, self.canvas.img, mask=emissive.view(np.uint8))
         s = 8
         small = cv2.resize(src, (max(W // s, 2), max(H // s, 2)), interpolation=cv2.INTER_AREA).astype(np.float32)
-        small = cv2.GaussianBlur(small, (0, 0), max(W / s / 160.0, 0.8))
+        # cv2's stubs widen the dtype; the blur keeps float32 (the += below needs that type)
+        small = cast(np.ndarray, cv2.GaussianBlur(small, (0, 0), max(W / s / 160.0, 0.8)))
         small += cv2.GaussianBlur(small, (0, 0), max(W / s / 50.0, 1.5))
         return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR) * float(self.wx['glow'])
 

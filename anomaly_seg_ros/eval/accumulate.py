@@ -23,6 +23,7 @@ from .metrics import (
     SegmentationIoU,
     SmiycComponentMetrics,
 )
+from .pixel_metrics import Mode
 from .report import FrameRecord, WorstFrame
 
 __all__ = ['EvalAccumulator', 'EvalSettings', 'latency_summary']
@@ -34,7 +35,7 @@ _WORST_MAX_WIDTH = 640
 @dataclass(frozen=True)
 class EvalSettings:
     score_range: tuple[float, float]
-    mode: str = 'binned'  # 'binned' | 'exact'
+    mode: Mode = 'binned'  # 'binned' | 'exact'
     bins: int = 65536
     threshold: float | None = None  # component metrics: anomaly where score > threshold; None: mid-range
     min_gt_size: int = 0

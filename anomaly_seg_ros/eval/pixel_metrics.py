@@ -277,7 +277,7 @@ def _hist_add(hist: np.ndarray, scores: np.ndarray, labels: np.ndarray, score_ra
     bins = hist.shape[1]
     lo, hi = score_range
     work = np.float64 if scores.dtype.itemsize > 4 else np.float32
-    t = scores.astype(work)
+    t: np.ndarray = scores.astype(work)  # float64 or float32, chosen at runtime
     t -= work(lo)
     t *= work(bins / (hi - lo))
     np.clip(t, 0, bins - 1, out=t)  # also maps +-inf to the end bins; truncation below is then floor

@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -488,7 +488,7 @@ def _latency_missing(frames: Sequence[FrameRecord]) -> str | None:
 
 
 def _fig_latency(frames: Sequence[FrameRecord]) -> str:
-    timed = [(f.index, float(f.latency_ms)) for f in frames if _finite(f.latency_ms) is not None]
+    timed = [(f.index, ms) for f in frames if (ms := _finite(f.latency_ms)) is not None]
     idx = np.array([t[0] for t in timed], float)
     lat = np.array([t[1] for t in timed], float)
     fig = _new_figure(12.0, 3.8)
@@ -680,7 +680,9 @@ def _frame_counts(frames: Sequence[FrameRecord]) -> dict[str, int]:
 
 
 def _headline(report: Mapping, frames: Sequence[FrameRecord]) -> str:
-    pixel = report.get('pixel') if isinstance(report.get('pixel'), Mapping) else {}
+    pixel = report.get('pixel')
+    if not isinstance(pixel, Mapping):
+        pixel = {}
     note = _note_of(pixel)
     cards = []
 
@@ -715,12 +717,16 @@ def _headline(report: Mapping, frames: Sequence[FrameRecord]) -> str:
         parts = [f'{counts["ok"]} ok']
         parts += [f'{counts[k]} {k}' for k in ('late', 'skipped', 'other') if counts[k]]
         cards.append(_card('frames', len(frames), _esc(', '.join(parts)), bad=counts['ok'] == 0))
-        dropped = counts['dropped']
+        dropped: int | None = counts['dropped']
     else:
-        ev = report.get('evaluated') if isinstance(report.get('evaluated'), Mapping) else {}
+        ev = report.get('evaluated')
+        if not isinstance(ev, Mapping):
+            ev = {}
         n = next((ev[k] for k in ('frames', 'n_frames', 'frame_count') if k in ev), None)
         cards.append(_card('frames', n, 'no frame records', bad=True))
-        lat = report.get('latency') if isinstance(report.get('latency'), Mapping) else {}
+        lat = report.get('latency')
+        if not isinstance(lat, Mapping):
+            lat = {}
         dropped = lat.get('dropped')
     cards.append(_card('dropped', dropped, 'messages the node dropped', bad=bool(dropped)))
     return f'<div class="cards">{"".join(cards)}</div>'
@@ -836,7 +842,9 @@ def write_html_report(
         raise TypeError(f'report must be a dict, got {type(report).__name__}')
     frames = list(frames or [])
     worst = list(worst or [])
-    pixel = data.get('pixel') if isinstance(data.get('pixel'), dict) else {}
+    pixel = data.get('pixel')
+    if not isinstance(pixel, dict):
+        pixel = {}
 
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -863,24 +871,25 @@ def write_html_report(
     if _note_of(pixel):
         parts.append(f'<p class="note">Pixel metrics note: {_esc(_note_of(pixel))}</p>')
 
-    # 3. figures
+    # 3. figures; _figure_block calls a maker only when _curves_missing() returned None, so curves is set there
+    drawn = cast(Curves, curves)
     parts.append('<h2>Figures</h2><div class="figs">')
     parts.append(
         _figure_block(
             'Precision-recall curve',
-            lambda: _fig_pr(curves, pixel),
+            lambda: _fig_pr(drawn, pixel),
             _curves_missing(curves, pixel, 'precision-recall curve'),
             'pr',
         )
     )
     parts.append(
-        _figure_block('ROC curve', lambda: _fig_roc(curves, pixel), _curves_missing(curves, pixel, 'ROC curve'), 'roc')
+        _figure_block('ROC curve', lambda: _fig_roc(drawn, pixel), _curves_missing(curves, pixel, 'ROC curve'), 'roc')
     )
     parts.append('</div><div class="figs">')
     parts.append(
         _figure_block(
             'In-distribution vs anomaly scores',
-            lambda: _fig_hist(curves),
+            lambda: _fig_hist(drawn),
             _curves_missing(curves, pixel, 'score histogram'),
             'hist',
             wide=True,

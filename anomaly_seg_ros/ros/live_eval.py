@@ -16,12 +16,13 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import yaml
 
 from ..config import NodeConfig, load_model_config, resolve_model_dir
+from ..data.sample import Sample
 from ..errors import AnomalySegError
 from ..eval.accumulate import EvalAccumulator, EvalSettings
 from ..eval.offline import EvalFrame
@@ -158,7 +159,7 @@ def _collect(
         labels = np.frombuffer(bytes(seg_msg.data), np.uint8).reshape(h, w)
         late = late_ms is not None and latency_ms > late_ms
         n_late += int(late)
-        sample = f.sample
+        sample = cast(Sample, f.sample)  # only frames with a sample are published and pending
         acc.add(
             f.index,
             f.name,
@@ -167,7 +168,7 @@ def _collect(
             score,
             labels,
             sample.anomaly,
-            sample.labels,  # type: ignore[union-attr]
+            sample.labels,
             latency_ms=latency_ms,
             status='late' if late else 'ok',
         )

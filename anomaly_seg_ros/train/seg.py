@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -101,7 +101,7 @@ def _fit(img: np.ndarray, lab: np.ndarray | None, h: int, w: int) -> tuple[np.nd
 
 
 def _to_batch(images: list[np.ndarray], spec: InputSpec) -> torch.Tensor:
-    x = np.stack(images).astype(np.float32) * spec.scale
+    x: np.ndarray = np.stack(images).astype(np.float32) * spec.scale
     x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
@@ -169,9 +169,13 @@ def train_segmentation(
         for g in opt.param_groups:
             g['lr'] = _poly(it, cfg.iters, cfg.lr)
         outs = net(x)
-        loss = sum(
-            w * F.cross_entropy(_resize_logits(o, y.shape[1:]), y, ignore_index=IGNORE_ID)
-            for w, o in zip(weights, outs, strict=True)
+        # never the int start value 0: there are always three weighted heads
+        loss = cast(
+            torch.Tensor,
+            sum(
+                w * F.cross_entropy(_resize_logits(o, y.shape[1:]), y, ignore_index=IGNORE_ID)
+                for w, o in zip(weights, outs, strict=True)
+            ),
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
