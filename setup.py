@@ -28,7 +28,7 @@ setup(
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', _files('launch/*.launch.py')),
-        (f'share/{PACKAGE}/config', _files('config/*.yaml')),
+        (f'share/{PACKAGE}/config', _files('config/*.yaml') + _files('config/*.xml')),
         *_model_data_files(),
     ],
     python_requires='>=3.10',

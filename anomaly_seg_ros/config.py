@@ -25,6 +25,7 @@ __all__ = [
     'PACKAGE_ROOT',
     'default_models_dir',
     'default_params_file',
+    'shipped_config_file',
     'load_model_config',
     'load_node_config',
     'load_yaml',
@@ -51,12 +52,17 @@ def default_models_dir() -> Path:
     return _MODEL_SEARCH[0]
 
 
-def default_params_file() -> Path:
-    """The shipped config/default.yaml, wherever the package was installed from."""
+def shipped_config_file(name: str) -> Path:
+    """A file of the package's config/ folder, wherever the package was installed from."""
     for root in _data_search_path('config'):
-        if (root / 'default.yaml').is_file():
-            return root / 'default.yaml'
-    raise ConfigError(f'config/default.yaml not found under {", ".join(map(str, _data_search_path("config")))}')
+        if (root / name).is_file():
+            return root / name
+    raise ConfigError(f'config/{name} not found under {", ".join(map(str, _data_search_path("config")))}')
+
+
+def default_params_file() -> Path:
+    """The shipped config/default.yaml."""
+    return shipped_config_file('default.yaml')
 
 
 def load_yaml(path: Path) -> Any:

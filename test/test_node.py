@@ -168,3 +168,19 @@ def test_node_runs_an_imported_onnx_model(tmp_path: Path, ros_env: dict[str, str
         finally:
             client.close()
     assert "scorer 'void', backend onnxruntime" in proc.log()
+
+
+def test_best_effort_large_frames_arrive(tiny_model: Path, ros_env: dict[str, str]) -> None:
+    """Default sensor-data QoS with 1024x512 frames: with Fast DDS's default transports these never
+    arrived over loopback here; the shipped profile (set by isolated_ros_env) must make them arrive."""
+    assert ros_env['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('fastdds_large_images.xml')
+    ns = _ns()
+    with NodeProcess(PARAMS, ns, ros_env, {'model': str(tiny_model)}) as proc:
+        client = FrameClient(ns)
+        try:
+            assert client.wait_connected(90) and client.handshake(60), proc.log()
+            for i in range(3):
+                client.publish(7_000_000_000 + i, np.full((512, 1024, 3), 90 + i, np.uint8), 'rgb8')
+                assert client.wait_for(7_000_000_000 + i, 30), f'frame {i} lost\n{proc.log()}'
+        finally:
+            client.close()

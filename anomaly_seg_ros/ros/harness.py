@@ -29,6 +29,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from ..config import shipped_config_file
 from .codec import rgb_to_image
 
 __all__ = ['FrameClient', 'NodeProcess', 'OUTPUT_TOPICS', 'Received', 'isolated_ros_env']
@@ -43,8 +44,15 @@ OUTPUT_TOPICS = {
 
 
 def isolated_ros_env(domain_id: int | None = None) -> dict[str, str]:
-    """Environment for a ROS process that can only see peers on this machine in its own domain."""
+    """Environment for a ROS process that can only see peers on this machine in its own domain.
+
+    Unless the caller chose a Fast DDS profile, the shipped config/fastdds_large_images.xml is used:
+    with Fast DDS's default transports, best-effort frames of 1024x512 rgb8 and up never arrive over
+    loopback (measured here), which would make the demo and the benchmark measure lost frames.
+    """
     env = dict(os.environ)
+    if not env.get('FASTDDS_DEFAULT_PROFILES_FILE') and not env.get('FASTRTPS_DEFAULT_PROFILES_FILE'):
+        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(shipped_config_file('fastdds_large_images.xml'))
     env['ROS_DOMAIN_ID'] = str(domain_id if domain_id is not None else random.randint(1, 101))
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env.pop('ROS_LOCALHOST_ONLY', None)
