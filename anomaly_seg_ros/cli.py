@@ -96,14 +96,19 @@ def _materialise(world: SyntheticWorld, desc: str) -> list[Sample]:
     return [world[i] for i in tqdm(range(len(world)), desc=desc)]
 
 
-def _triple(text: str) -> tuple[float, float, float]:
-    try:
-        vals = tuple(float(v) for v in text.split(','))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected three comma-separated numbers, got {text!r}') from None
-    if len(vals) != 3:
-        raise argparse.ArgumentTypeError(f'expected three comma-separated numbers, got {text!r}')
-    return vals  # type: ignore[return-value]
+def _numbers(kind: type, n: int, example: str) -> Callable[[str], tuple]:
+    """argparse type: exactly n comma-separated values of `kind`, e.g. '0.5,0.5,0.5'."""
+
+    def parse(text: str) -> tuple:
+        try:
+            vals = tuple(kind(v) for v in text.split(','))
+        except ValueError:
+            vals = ()
+        if len(vals) != n:
+            raise argparse.ArgumentTypeError(f'expected {n} comma-separated numbers like {example}, got {text!r}')
+        return vals
+
+    return parse
 
 
 def _scale(text: str) -> float:
@@ -153,17 +158,6 @@ def _cmd_import_model(args: argparse.Namespace) -> int:
         f'--ros-args -p model:={out}'
     )
     return 0
-
-
-def _pair(kind: type) -> Callable[[str], tuple]:
-    def parse(text: str) -> tuple:
-        try:
-            a, b = (kind(v) for v in text.split(','))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'expected two comma-separated values like 1,2, got {text!r}') from None
-        return (a, b)
-
-    return parse
 
 
 def _cmd_blend(args: argparse.Namespace) -> int:
@@ -346,8 +340,18 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument('--input-size', type=_size, help='WIDTHxHEIGHT the net expects (default: from the ONNX input)')
     im.add_argument('--channel-order', choices=['rgb', 'bgr'], default='rgb')
     im.add_argument('--scale', type=_scale, default=1 / 255, help='multiply uint8 pixels by this first: 1 or 1/255')
-    im.add_argument('--mean', type=_triple, default=(0.485, 0.456, 0.406), help='per channel, after scaling')
-    im.add_argument('--std', type=_triple, default=(0.229, 0.224, 0.225), help='per channel, after scaling')
+    im.add_argument(
+        '--mean',
+        type=_numbers(float, 3, '0.485,0.456,0.406'),
+        default=(0.485, 0.456, 0.406),
+        help='per channel, after scaling',
+    )
+    im.add_argument(
+        '--std',
+        type=_numbers(float, 3, '0.229,0.224,0.225'),
+        default=(0.229, 0.224, 0.225),
+        help='per channel, after scaling',
+    )
     im.add_argument(
         '--void-channel', action='store_true', help='the net outputs one extra void/background channel last'
     )
@@ -362,10 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument('--objects', type=Path, required=True, help='folder of RGBA png objects (the anomalies)')
     bl.add_argument('--in-dist-objects', type=Path, help='RGBA png objects blended the same way but labelled 0')
     bl.add_argument('--out', type=Path, required=True, help='output folder: images/, labels/, blend.json')
-    bl.add_argument('--objects-per-image', type=_pair(int), default=(1, 2), help='MIN,MAX objects per image')
+    bl.add_argument(
+        '--objects-per-image', type=_numbers(int, 2, '1,2'), default=(1, 2), help='MIN,MAX objects per image'
+    )
     bl.add_argument(
         '--scale-range',
-        type=_pair(float),
+        type=_numbers(float, 2, '0.05,0.25'),
         default=(0.05, 0.25),
         help='MIN,MAX object height as a fraction of image height (far..near)',
     )

@@ -199,3 +199,11 @@ def test_cli_import_model(tmp_path: Path, net: nn.Module, capsys: pytest.Capture
     assert cfg.void_channel and cfg.input.channel_order == 'bgr' and cfg.input.mean == (0.5, 0.5, 0.5)
     rc = cli_main(['import-model', '--onnx', str(tmp_path / 'missing.onnx'), '--models-dir', str(tmp_path / 'm')])
     assert rc == 2 and 'missing.onnx: file not found' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('value', ['0.5,0.5', '0.5,x,0.5', ''])
+def test_cli_rejects_bad_number_lists(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli_main(['import-model', '--onnx', 'x.onnx', '--mean', value])
+    assert exc.value.code == 2
+    assert f'expected 3 comma-separated numbers like 0.485,0.456,0.406, got {value!r}' in capsys.readouterr().err

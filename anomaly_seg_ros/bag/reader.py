@@ -25,7 +25,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -647,7 +647,6 @@ class BagReader:
 
     def _on_gt(self, role: str, index: int, stamp: int, msg: Any, msgtype: str) -> None:
         topic = self._role_topic[role]
-        assert topic is not None
         self._gt_seen[role] += 1
         arr, bad = _decode_gt(role, msg, msgtype)
         if bad is not None:
@@ -720,13 +719,13 @@ class BagReader:
                 )
                 return None
         for role, gt in entry.gt.items():
-            assert gt.arr is not None
-            if gt.arr.shape != entry.image.shape[:2]:
+            arr = cast(np.ndarray, gt.arr)  # decoded: entries with a bad (undecoded) GT returned above
+            if arr.shape != entry.image.shape[:2]:
                 self._problem(
                     rep.skipped,
                     self._role_topic[role],
                     gt.index,
-                    f'{_GT_WORD[role]} {hw(gt.arr)} vs image {hw(entry.image)} (HxW; image '
+                    f'{_GT_WORD[role]} {hw(arr)} vs image {hw(entry.image)} (HxW; image '
                     f'{self.image_topic} message {entry.index}): frame skipped',
                 )
                 return None

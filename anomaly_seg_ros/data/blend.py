@@ -40,7 +40,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -609,8 +609,7 @@ def blend_folder(
         rng = np.random.default_rng([config.seed, i])
         blended, records = _blend_sample(Sample(image=image, name=path.stem), objects, in_objects, config, rng)
         _write_png(out / 'images' / f'{path.stem}.png', cv2.cvtColor(blended.image, cv2.COLOR_RGB2BGR))
-        assert blended.anomaly is not None
-        _write_png(out / 'labels' / f'{path.stem}.png', blended.anomaly)
+        _write_png(out / 'labels' / f'{path.stem}.png', cast(np.ndarray, blended.anomaly))  # always set by blending
         for rec in records:
             names = in_names if rec['kind'] == 'in_dist' else object_names
             rec['object'] = names[rec.pop('index')]

@@ -52,10 +52,6 @@ def samples_as_frames(samples: Iterable[Sample], rate_hz: float = 10.0) -> Itera
         yield EvalFrame(i, s.name or f'frame-{i:06d}', 1_700_000_000_000_000_000 + round(i * 1e9 / rate_hz), s)
 
 
-def settings_for(pipe: Pipeline, **overrides: Any) -> EvalSettings:
-    return EvalSettings(score_range=pipe.score_range, **overrides)
-
-
 def evaluate_frames(
     pipe: Pipeline,
     frames: Iterable[EvalFrame],
