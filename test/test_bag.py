@@ -357,3 +357,43 @@ def test_bag_package_does_not_import_rclpy() -> None:
 
     code = 'import sys, anomaly_seg_ros.bag; assert "rclpy" not in sys.modules, "rclpy imported"'
     subprocess.run([sys.executable, '-c', code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_ros1_bag_reads(tmp_path: Path, samples: list[Sample]) -> None:
+    """ROS 1 bags (e.g. old Lost & Found recordings) read through the same reader."""
+    from rosbags.rosbag1 import Writer as Ros1Writer
+
+    ts1 = get_typestore(Stores.ROS1_NOETIC)
+    path = tmp_path / 'old.bag'
+
+    def header(stamp: int) -> Any:
+        sec, nsec = divmod(stamp, 1_000_000_000)
+        time = ts1.types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nsec)
+        return ts1.types['std_msgs/msg/Header'](seq=0, stamp=time, frame_id='camera')
+
+    def image(arr: np.ndarray, stamp: int, encoding: str) -> Any:
+        step, raw = rgb_to_image(arr, encoding) if encoding == 'bgr8' else (arr.shape[1], arr.tobytes())
+        return ts1.types['sensor_msgs/msg/Image'](
+            header=header(stamp),
+            height=arr.shape[0],
+            width=arr.shape[1],
+            encoding=encoding,
+            is_bigendian=0,
+            step=step,
+            data=np.frombuffer(raw, np.uint8),
+        )
+
+    with Ros1Writer(path) as writer:
+        img_conn = writer.add_connection(IMG, 'sensor_msgs/msg/Image', typestore=ts1)
+        ano_conn = writer.add_connection(ANO, 'sensor_msgs/msg/Image', typestore=ts1)
+        for i, s in enumerate(samples[:3]):
+            stamp = START + i * 100_000_000
+            writer.write(img_conn, stamp, ts1.serialize_ros1(image(s.image, stamp, 'bgr8'), 'sensor_msgs/msg/Image'))
+            writer.write(ano_conn, stamp, ts1.serialize_ros1(image(s.anomaly, stamp, 'mono8'), 'sensor_msgs/msg/Image'))
+    reader = read_bag(path)
+    frames = list(reader)
+    assert bag_info(path)['storage'] == 'rosbag1'
+    assert [f.index for f in frames] == [0, 1, 2] and reader.report.ok, reader.report.summary()
+    for f, s in zip(frames, samples[:3], strict=True):
+        assert np.array_equal(f.sample.image, s.image) and np.array_equal(f.sample.anomaly, s.anomaly)
+        assert f.sample.labels is None and f.stamp_ns == START + f.index * 100_000_000
