@@ -80,6 +80,8 @@ def test_node_outputs_headers_and_survives_corrupt_frame(tiny_model: Path, ros_e
                 assert seg.max() < 19
             assert client.wait_diagnostics('frames_processed', len(frames), 30)
             assert client.diagnostics['dropped_bad_input'] == '1'
+            for stage in ('decode', 'preprocess', 'backend', 'scorer', 'postprocess', 'total', 'publish'):
+                assert float(client.diagnostics[f'{stage}_ms_p50']) >= 0.0, stage
             assert proc.alive(), proc.log()
         finally:
             client.close()
