@@ -12,13 +12,19 @@ from .config import NodeConfig, default_params_file, load_node_config
 from .data.readers import open_dataset
 from .errors import ConfigError, DatasetError
 from .eval.accumulate import EvalSettings
-from .eval.offline import EvalFrame, EvalRun, describe_pipeline, evaluate_frames, finish_run, samples_as_frames
+from .eval.offline import (
+    EvalFrame,
+    EvalRun,
+    describe_pipeline,
+    evaluate_frames,
+    finish_run,
+    frame_stamp,
+    samples_as_frames,
+)
 from .eval.report import write_html_report, write_json_report
 from .pipeline import Pipeline
 
 __all__ = ['EvaluateOptions', 'run_evaluate']
-
-_STAMP0 = 1_700_000_000_000_000_000
 
 
 @dataclass
@@ -127,7 +133,7 @@ def _limited(frames: Any, limit: int | None) -> Any:
 def _dataset_frames(reader: Any, n: int) -> Any:
     """Samples with stamps 0.1 s apart; a file that fails to read is reported and skipped, not fatal."""
     for i in range(n):
-        stamp = int(_STAMP0 + i * 100_000_000)
+        stamp = frame_stamp(i)
         try:
             sample = reader[i]
         except DatasetError as e:

@@ -17,7 +17,10 @@ from .accumulate import EvalAccumulator, EvalSettings
 from .metrics import Curves
 from .report import FrameRecord, WorstFrame
 
-__all__ = ['IGNORE_RULE', 'EvalFrame', 'EvalRun', 'evaluate_frames', 'samples_as_frames']
+__all__ = ['IGNORE_RULE', 'STAMP0_NS', 'EvalFrame', 'EvalRun', 'evaluate_frames', 'frame_stamp', 'samples_as_frames']
+
+#: first stamp of a dataset replay; the default start of `bag from-dataset` bags
+STAMP0_NS = 1_700_000_000_000_000_000
 
 IGNORE_RULE = (
     'pixels with anomaly GT 255 are excluded from every anomaly metric and pixels with segmentation '
@@ -46,10 +49,15 @@ class EvalRun:
     worst: list[WorstFrame]
 
 
+def frame_stamp(index: int, rate_hz: float = 10.0) -> int:
+    """Header stamp of frame `index` of a dataset, as `bag from-dataset` writes it by default (ns)."""
+    return STAMP0_NS + round(index * 1e9 / rate_hz)
+
+
 def samples_as_frames(samples: Iterable[Sample], rate_hz: float = 10.0) -> Iterator[EvalFrame]:
     """Dataset samples as a frame stream with synthetic stamps (as `bag from-dataset` would write them)."""
     for i, s in enumerate(samples):
-        yield EvalFrame(i, s.name or f'frame-{i:06d}', 1_700_000_000_000_000_000 + round(i * 1e9 / rate_hz), s)
+        yield EvalFrame(i, s.name or f'frame-{i:06d}', frame_stamp(i, rate_hz), s)
 
 
 def evaluate_frames(

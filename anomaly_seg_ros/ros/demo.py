@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ..config import default_params_file
 from ..data.synthetic import SyntheticWorld, WorldConfig
+from ..eval.offline import frame_stamp
 from .harness import FrameClient, NodeProcess, isolated_ros_env
 
 __all__ = ['run_demo']
@@ -39,7 +40,7 @@ def run_demo(model: str, frames: int, size: tuple[int, int], out: Path, seed: in
                 return 1
             for i in tqdm(range(frames), desc='demo frames'):
                 sample = world[i]
-                stamp = 1_700_000_000_000_000_000 + i * 100_000_000
+                stamp = frame_stamp(i)
                 client.publish(stamp, sample.image, 'rgb8', frame_id='demo_camera')
                 if not client.wait_for(stamp, 60):
                     print(f'demo: no output for frame {i}; node log:\n{proc.log()}', file=sys.stderr)
