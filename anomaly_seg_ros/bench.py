@@ -6,6 +6,7 @@ Figures, not assertions: speed targets are checked by reading this output, never
 from __future__ import annotations
 
 import platform
+import time
 
 import numpy as np
 import torch
@@ -50,6 +51,36 @@ def machine_line(device: str) -> str:
     )
 
 
+def _disc_object(rgb: tuple[int, int, int], r: int) -> np.ndarray:
+    """An RGBA disc with a soft edge: a stand-in object for timing the blend step."""
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    obj = np.zeros((2 * r + 1, 2 * r + 1, 4), np.uint8)
+    obj[..., :3] = rgb
+    obj[..., 3] = (np.clip(r - np.hypot(yy, xx), 0.0, 1.0) * 255).astype(np.uint8)
+    return obj
+
+
+def data_tool_latency(runs: int, size: tuple[int, int] = (1024, 512)) -> dict[str, np.ndarray]:
+    """ms per frame of the data tools at WIDTHxHEIGHT: rendering a synthetic frame, Fishyscapes-style blending."""
+    from .data.blend import BlendConfig, blend_sample
+    from .data.sample import Sample
+
+    w, h = size
+    world = SyntheticWorld(runs, seed=3000, config=WorldConfig(height=h, width=w))
+    objects = [_disc_object((230, 20, 20), 30), _disc_object((20, 230, 40), 45)]
+    rng = np.random.default_rng(0)
+    rows: dict[str, list[float]] = {'synthetic frame': [], 'blend_sample': []}
+    for i in tqdm(range(runs), desc='data tools', leave=False):
+        t0 = time.perf_counter()
+        frame = world[i]
+        t1 = time.perf_counter()
+        blend_sample(Sample(frame.image), objects, [], BlendConfig(), rng)
+        t2 = time.perf_counter()
+        rows['synthetic frame'].append((t1 - t0) * 1e3)
+        rows['blend_sample'].append((t2 - t1) * 1e3)
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
 def run_bench(model: str, scorer: str, frames: int, ros: bool, device: str) -> None:
     pipe = Pipeline.from_model(model, scorer, 'torch', device)
     pipe.warmup()
@@ -61,6 +92,7 @@ def run_bench(model: str, scorer: str, frames: int, ros: bool, device: str) -> N
     for size in BENCH_SIZES:
         direct[size] = pipeline_latency(pipe, images[size], frames, f'pipeline {size[0]}x{size[1]}')
         print_table(f'Pipeline, {size[0]}x{size[1]} frames, {frames} runs:', direct[size])
+    print_table(f'data tools, 1024x512, {frames} runs:', data_tool_latency(frames))
     if not ros:
         return
     from .ros.overhead import node_latency

@@ -16,6 +16,7 @@ import torch
 from .backends import Backend, build_backend
 from .config import ModelConfig, load_model_config, resolve_model_dir
 from .errors import BackendError
+from .preprocess import Preprocessor
 from .scoring import Scorer, build_scorer
 
 __all__ = ['Pipeline', 'Result', 'STAGES']
@@ -39,13 +40,7 @@ class Pipeline:
         self.model = model
         self.backend = backend
         self.scorer = scorer.eval().to(backend.device)
-        spec = model.input
-        self._size = (spec.width, spec.height)
-        # uint8 -> float: x * scale, minus mean, over std; folded into one multiply-add per channel.
-        std = np.asarray(spec.std, np.float32)
-        self._mul = (spec.scale / std).astype(np.float32)
-        self._add = (-np.asarray(spec.mean, np.float32) / std).astype(np.float32)
-        self._bgr = spec.channel_order == 'bgr'
+        self._preprocess = Preprocessor(model.input)
 
     @classmethod
     def from_model(
@@ -62,15 +57,7 @@ class Pipeline:
 
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
         """RGB uint8 HxWx3 -> normalised 1x3xhxw float32 at the model's input size."""
-        _check_image(rgb)
-        h, w = rgb.shape[:2]
-        if (w, h) != self._size:
-            shrinking = w > self._size[0] or h > self._size[1]
-            rgb = cv2.resize(rgb, self._size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        if self._bgr:
-            rgb = rgb[..., ::-1]
-        x = rgb.astype(np.float32) * self._mul + self._add
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+        return self._preprocess(rgb)
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray) -> Result:
@@ -113,12 +100,3 @@ class Pipeline:
 def _sync(t: torch.Tensor) -> None:
     if t.device.type == 'cuda':
         torch.cuda.synchronize(t.device)
-
-
-def _check_image(rgb: np.ndarray) -> None:
-    if not isinstance(rgb, np.ndarray):
-        raise TypeError(f'image must be a numpy array, got {type(rgb).__name__}')
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f'image must be HxWx3 uint8 RGB, got shape {rgb.shape} dtype {rgb.dtype}')
-    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ValueError(f'image is empty: shape {rgb.shape}')

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import cv2
@@ -335,13 +334,14 @@ def test_config_accepts_lists() -> None:
     assert cfg.objects_per_image == (1, 3) and cfg.scale_range == (0.1, 0.2)
 
 
-def test_speed_full_size() -> None:
+def test_full_size_frames_blend() -> None:
+    """A 1024x512 frame gets objects pasted with a mask of its size (speed: `anomaly-seg bench` prints it)."""
     bg = _background(0, 512, 1024)
     rng = np.random.default_rng(0)
-    start = time.perf_counter()
-    for _ in range(5):
-        blend_sample(Sample(bg), ANOMALIES, IN_DIST, BlendConfig(), rng)
-    assert (time.perf_counter() - start) / 5 < 0.5  # measured ~20 ms; loose bound for a busy machine
+    for _ in range(3):
+        out = blend_sample(Sample(bg), ANOMALIES, IN_DIST, BlendConfig(), rng)
+        assert out.image.shape == bg.shape and out.anomaly is not None and out.anomaly.shape == bg.shape[:2]
+        assert not np.array_equal(out.image, bg) and (out.anomaly != 255).any()
 
 
 def test_cli_blend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

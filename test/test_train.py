@@ -99,3 +99,20 @@ def test_cli_train_on_cityscapes_layout(tmp_path: Path, capsys: pytest.CaptureFi
     assert 'Cityscapes train (3 frames)' in load_model_config(tmp_path / 'model').description
     rc = cli_main(['train', 'seg', '--dataset', 'cityscapes', '--out', str(tmp_path / 'x')])
     assert rc == 2 and 'needs --root' in capsys.readouterr().err
+
+
+def test_validation_miou_is_the_evaluators(tmp_path: Path) -> None:
+    """Validation frames larger than the input size: the mIoU in train_log.json equals what `evaluate` reports
+    for the written model on the same frames (the Pipeline's resize and normalisation, labels at the frame's size)."""
+    from anomaly_seg_ros.eval.accumulate import EvalSettings
+    from anomaly_seg_ros.eval.offline import evaluate_frames, samples_as_frames
+
+    val_world = SyntheticWorld(3, seed=5, config=WorldConfig(height=128, width=256, anomaly_prob=0.0))
+    val = [val_world[i] for i in range(3)]
+    cfg = SegTrainConfig(out=tmp_path / 'm', iters=2, eval_every=2, **SMALL)
+    summary = train_segmentation(cfg, _world(4, 0), val, progress=False)
+    pipe = Pipeline.from_model(tmp_path / 'm')
+    acc, _ = evaluate_frames(pipe, samples_as_frames(val), EvalSettings(pipe.score_range), progress=False)
+    report = acc.finish()[0]
+    assert report['segmentation']['n_pixels'] + report['segmentation']['n_ignored'] == 3 * 128 * 256
+    assert summary['history'][-1]['val_miou'] == report['segmentation']['miou']

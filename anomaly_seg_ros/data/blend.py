@@ -45,9 +45,11 @@ from typing import Any, cast
 import cv2
 import numpy as np
 
+from anomaly_seg_ros.checks import image_problem, is_int, is_number
 from anomaly_seg_ros.classes import ANOMALY_ID, ANOMALY_IGNORE, ANOMALY_IN_DIST, IGNORE_ID
 from anomaly_seg_ros.data.sample import Sample
 from anomaly_seg_ros.errors import ConfigError, DatasetError
+from anomaly_seg_ros.io.image_files import read_image
 
 __all__ = [
     'BlendConfig',
@@ -84,14 +86,6 @@ class BlendConfigError(ConfigError, ValueError):
     """A ``BlendConfig`` field has a bad value; the field name is in the text."""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True)
 class BlendConfig:
     """How objects are pasted (Fishyscapes sec. 3.1 steps; see the module docstring).
@@ -126,33 +120,33 @@ class BlendConfig:
             raise BlendConfigError(f'BlendConfig.{name} must be {what}, got {getattr(self, name)!r}')
 
         n = self.objects_per_image
-        if not isinstance(n, (tuple, list)) or len(n) != 2 or not all(_is_int(v) for v in n):
+        if not isinstance(n, (tuple, list)) or len(n) != 2 or not all(is_int(v) for v in n):
             fail('objects_per_image', 'a pair of ints (min, max)')
         if not 0 <= n[0] <= n[1] or n[1] < 1:
             fail('objects_per_image', 'a pair (min, max) with 0 <= min <= max and max >= 1')
         object.__setattr__(self, 'objects_per_image', (int(n[0]), int(n[1])))
 
         s = self.scale_range
-        if not isinstance(s, (tuple, list)) or len(s) != 2 or not all(_is_number(v) for v in s):
+        if not isinstance(s, (tuple, list)) or len(s) != 2 or not all(is_number(v) for v in s):
             fail('scale_range', 'a pair of numbers (min, max)')
         if not 0.0 < s[0] <= s[1] <= 1.0:
             fail('scale_range', 'a pair (min, max) with 0 < min <= max <= 1')
         object.__setattr__(self, 'scale_range', (float(s[0]), float(s[1])))
 
-        if not _is_number(self.horizon) or not 0.0 <= self.horizon < 1.0:
+        if not is_number(self.horizon) or not 0.0 <= self.horizon < 1.0:
             fail('horizon', 'a number in [0, 1)')
         for name in ('in_distribution_prob', 'glow_prob'):
             v = getattr(self, name)
-            if not _is_number(v) or not 0.0 <= v <= 1.0:
+            if not is_number(v) or not 0.0 <= v <= 1.0:
                 fail(name, 'a probability in [0, 1]')
         for name in ('motion_blur', 'depth_blur'):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 fail(name, 'a bool')
-        if not _is_number(self.color_noise) or not 0.0 <= self.color_noise <= 1.0:
+        if not is_number(self.color_noise) or not 0.0 <= self.color_noise <= 1.0:
             fail('color_noise', 'a number in [0, 1]')
-        if not _is_number(self.smooth_alpha) or not 0.0 <= self.smooth_alpha <= 50.0:
+        if not is_number(self.smooth_alpha) or not 0.0 <= self.smooth_alpha <= 50.0:
             fail('smooth_alpha', 'a number in [0, 50]')
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             fail('seed', 'an int >= 0')
 
 
@@ -305,9 +299,9 @@ def _motion_kernel(length: float, dx: float, dy: float) -> np.ndarray:
 
 
 def _check_image(image: np.ndarray, what: str) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        desc = f'{image.dtype} {image.shape}' if isinstance(image, np.ndarray) else type(image).__name__
-        raise DatasetError(f'{what}: image must be HxWx3 uint8 RGB, got {desc}')
+    problem = image_problem(image)
+    if problem is not None:
+        raise DatasetError(f'{what}: {problem}')
 
 
 def blend_object(
@@ -557,13 +551,6 @@ def _list_images(folder: Path) -> list[Path]:
     return files
 
 
-def _read_image(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DatasetError(f'cannot read image {path}')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def _write_png(path: Path, array: np.ndarray) -> None:
     if not cv2.imwrite(str(path), array):
         raise DatasetError(f'cannot write {path}')
@@ -589,7 +576,7 @@ def blend_folder(
     """
     if not isinstance(config, BlendConfig):
         raise ConfigError(f'config must be a BlendConfig, got {type(config).__name__}')
-    if limit is not None and (not _is_int(limit) or limit < 1):
+    if limit is not None and (not is_int(limit) or limit < 1):
         raise ConfigError(f'limit must be an int >= 1 or None, got {limit!r}')
     images_root, out = Path(images_dir), Path(out_dir)
     files = _list_images(images_root)
@@ -605,7 +592,7 @@ def blend_folder(
     entries: list[dict[str, Any]] = []
     counts = {'images': 0, 'anomaly_objects': 0, 'in_dist_objects': 0, 'anomaly_pixels': 0, 'ignore_pixels': 0}
     for i, path in enumerate(tqdm(files, desc='blend', disable=not progress)):
-        image = _read_image(path)
+        image = read_image(path)
         rng = np.random.default_rng([config.seed, i])
         blended, records = _blend_sample(Sample(image=image, name=path.stem), objects, in_objects, config, rng)
         _write_png(out / 'images' / f'{path.stem}.png', cv2.cvtColor(blended.image, cv2.COLOR_RGB2BGR))

@@ -75,12 +75,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from anomaly_seg_ros.checks import is_int
 from anomaly_seg_ros.classes import ANOMALY_ID, ANOMALY_IGNORE, ANOMALY_IN_DIST, IGNORE_ID
 from anomaly_seg_ros.data.sample import Sample
 from anomaly_seg_ros.errors import DatasetError
+from anomaly_seg_ros.io.image_files import read_image, read_mask
 
 __all__ = [
     'CITYSCAPES_LABEL_TO_TRAIN_ID',
@@ -162,49 +163,6 @@ def _list_files(folder: Path, pattern: str, extensions: Iterable[str], what: str
     return files
 
 
-def _read_bytes(path: Path, what: str) -> np.ndarray:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f'{what} file {str(path)!r} does not exist') from None
-    except OSError as e:
-        raise DatasetError(f'cannot read {what} file {str(path)!r}: {e}') from e
-    if not data:
-        raise DatasetError(f'{what} file {str(path)!r} is empty')
-    return np.frombuffer(data, dtype=np.uint8)
-
-
-def _read_image(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB; a grey or 16-bit image is converted by OpenCV, alpha dropped."""
-    img = cv2.imdecode(_read_bytes(path, 'image'), cv2.IMREAD_COLOR)
-    if img is None or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
-        raise DatasetError(f'image file {str(path)!r} is corrupt or not an image OpenCV can decode')
-    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-
-
-def _read_mask(path: Path) -> np.ndarray:
-    """HxW uint8 or uint16 mask, read unchanged."""
-    mask = cv2.imdecode(_read_bytes(path, 'mask'), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.size == 0:
-        raise DatasetError(f'mask file {str(path)!r} is corrupt or not an image OpenCV can decode')
-    if mask.dtype not in (np.uint8, np.uint16):
-        raise DatasetError(f'mask file {str(path)!r} has dtype {mask.dtype}; expected 8- or 16-bit integers')
-    if mask.ndim == 3:
-        channels = mask[:, :, :3]
-        if not (
-            np.array_equal(channels[:, :, 0], channels[:, :, 1])
-            and np.array_equal(channels[:, :, 0], channels[:, :, 2])
-        ):
-            raise DatasetError(
-                f'mask file {str(path)!r} has {mask.shape[2]} colour channels with different values '
-                '(colour or palette PNG?); expected a single-channel label image'
-            )
-        mask = channels[:, :, 0]
-    if mask.ndim != 2:
-        raise DatasetError(f'mask file {str(path)!r} has shape {mask.shape}; expected HxW')
-    return mask
-
-
 def _check_size(image: np.ndarray, mask: np.ndarray, mask_path: Path, image_path: Path) -> None:
     if image.shape[:2] != mask.shape[:2]:
         raise DatasetError(
@@ -263,10 +221,6 @@ def _name(image: Path, image_dir: Path) -> str:
     return image.relative_to(image_dir).with_suffix('').as_posix()
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 # ----------------------------------------------------------------------------------------------------
 # base
 
@@ -291,7 +245,7 @@ class DatasetReader(Sequence[Sample]):
         return len(self._entries)
 
     def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
-        if not _is_int(i):
+        if not is_int(i):
             raise TypeError(f'{type(self).__name__} indices must be ints, got {type(i).__name__}')
         index = operator.index(i)
         n = len(self._entries)
@@ -325,10 +279,10 @@ class DatasetReader(Sequence[Sample]):
 
 
 def _anomaly_sample(entry: _Entry, lut: np.ndarray, what: str) -> Sample:
-    image = _read_image(entry.image)
+    image = read_image(entry.image)
     anomaly = None
     if entry.mask is not None:
-        raw = _read_mask(entry.mask)
+        raw = read_mask(entry.mask)
         _check_size(image, raw, entry.mask, entry.image)
         anomaly = _map(raw, lut, entry.mask, what)
     return Sample(image=image, labels=None, anomaly=anomaly, name=entry.name)
@@ -399,8 +353,8 @@ class CityscapesReader(DatasetReader):
             else:
                 expected = repr(path.name)
             raise DatasetError(f'no label for image {str(entry.image)!r}: expected {expected} in {str(path.parent)!r}')
-        image = _read_image(entry.image)
-        raw = _read_mask(path)
+        image = read_image(entry.image)
+        raw = read_mask(path)
         _check_size(image, raw, path, entry.image)
         if path.name.endswith('_labelTrainIds.png'):
             labels = _map(raw, self._TRAIN_LUT, path, 'Cityscapes trainId')
@@ -608,7 +562,7 @@ def _value_set(what: str, values: Iterable[int]) -> set[int]:
     except TypeError:
         raise DatasetError(f'{what} must be a collection of ints, got {values!r}') from None
     for v in items:
-        if not _is_int(v) or not 0 <= v < _LUT_SIZE:
+        if not is_int(v) or not 0 <= v < _LUT_SIZE:
             raise DatasetError(f'{what} must hold ints in 0..{_LUT_SIZE - 1}, got {v!r}')
     return {int(v) for v in items}
 
