@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install demo test bench evaluate clean
+.PHONY: install demo test lint bench evaluate clean
 
 $(BIN)/.installed: setup.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,17 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/anomaly-seg demo --out out
 
-# pytest exits 5 when it collected no test; say so plainly instead of failing with make's generic error.
-test: install
-	@$(BIN)/python -m pytest -q test; rc=$$?; \
+# Static checks first (lint, format, types, layer contracts: a broken layer fails CI), then the suite with
+# line coverage of the package. pytest exits 5 when it collected no test; say so plainly.
+test: install lint
+	@$(BIN)/python -m pytest -q --cov=anomaly_seg_ros --cov-report=term test; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo 'pytest collected no tests'; exit 0; fi; exit $$rc
+
+lint: install
+	$(BIN)/ruff check anomaly_seg_ros test launch
+	$(BIN)/ruff format --check anomaly_seg_ros test launch
+	$(BIN)/mypy anomaly_seg_ros
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/anomaly-seg bench
