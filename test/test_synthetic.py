@@ -14,9 +14,12 @@ from anomaly_seg_ros.data.synthetic import (
     SyntheticWorld,
     WorldConfig,
     WorldConfigError,
-    _Renderer,
     generate,
 )
+from anomaly_seg_ros.data.synthetic.obstacle_shapes import OBSTACLE_SHAPES, obstacle_shape
+from anomaly_seg_ros.data.synthetic.obstacle_textures import FAMILY_PATTERNS, PATTERNS
+from anomaly_seg_ros.data.synthetic.obstacles import FAMILY_SHAPES
+from anomaly_seg_ros.data.synthetic.render import FrameRenderer as _Renderer
 from anomaly_seg_ros.errors import ConfigError
 
 SMALL = WorldConfig(height=128, width=256)
@@ -430,6 +433,22 @@ def test_void_objects_are_ignored_and_off_the_road() -> None:
         with_void += int(n > 1)
     assert with_void >= 12
     assert with_bonnet >= 2
+
+
+def test_obstacle_shape_registry_matches_the_families() -> None:
+    """Every shape a family names has a builder, every builder belongs to one family, and the families are disjoint."""
+    test, proxy = set(FAMILY_SHAPES['test']), set(FAMILY_SHAPES['proxy'])
+    assert not test & proxy
+    assert test | proxy == set(OBSTACLE_SHAPES)
+    assert obstacle_shape('crate') is OBSTACLE_SHAPES['crate']
+    with pytest.raises(KeyError, match="unknown obstacle shape 'sofa'.*'crate'"):
+        obstacle_shape('sofa')
+
+
+def test_pattern_registry_matches_the_families() -> None:
+    test, proxy = set(FAMILY_PATTERNS['test']), set(FAMILY_PATTERNS['proxy'])
+    assert not test & proxy
+    assert test | proxy == set(PATTERNS)
 
 
 def replace_cfg(config: WorldConfig, **changes: object) -> WorldConfig:
