@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -250,16 +249,15 @@ def test_out_of_range_clipped_and_counted():
     assert inf.out_of_range == 2 and inf.ap == 1.0
 
 
-def test_binned_full_size_frames_are_fast_and_bounded():
+def test_binned_full_size_frames_are_bounded():
+    """Full-size frames keep fixed memory; the speed (ms a frame) is printed by `anomaly-seg bench-metrics`."""
     rng = np.random.default_rng(5)
     gt = (rng.random((1024, 2048)) < 0.02).astype(np.uint8)
     gt[:64] = 255
     score = rng.random((1024, 2048), dtype=np.float32)
     acc = PixelAnomalyMetrics(score_range=(0, 1))
-    start = time.perf_counter()
     for _ in range(3):
         acc.update(score, gt)
-    assert time.perf_counter() - start < 3.0  # vectorised: ~25 ms a frame here
     res = acc.compute()
     assert acc._hist.shape == (2, 65536)  # fixed memory whatever the number of frames
     assert res.n_pos + res.n_neg + res.n_ignored == 3 * gt.size

@@ -3,8 +3,9 @@
 Both stream: ``update(score or bool mask, gt)`` per frame keeps only per-component numbers (SMIYC) or
 counts (Chan), so memory grows with the number of components, never with pixels. Each has a functional
 twin running the same private per-frame step (``_smiyc_frame`` / ``_chan_frame``) and finaliser.
-Components are 8-connected (``cv2.connectedComponents``, connectivity 8) in both, as in the reference
-implementations (SMIYC: ``scipy.ndimage.label`` with a 3x3 structure; meta-ood: 8-neighbour search).
+Components are 8-connected (``scipy.ndimage.label`` with a 3x3 structure) in both, as in the reference
+implementations (SMIYC: the same call; meta-ood: 8-neighbour search). Both have a mergeable state:
+``merge(other)``, ``state_dict()`` / ``load_state_dict()`` (see the end of this docstring).
 
 Ground truth: uint8 HxW, 0 in-distribution, 1 anomaly, 255 ignore. A prediction is either a bool HxW
 mask or a floating HxW score plus the accumulator's ``threshold``.
@@ -62,18 +63,38 @@ Detection in Semantic Segmentation" (ICCV 2021), sections 3.2, 4 and 7
   in-distribution label is the road, hence the name; on other data it is the in-distribution miss rate.
 - Ignore: OoD predictions on gt == 255 are removed before segments are formed ("OoD predictions in the
   background according to the ground truth are ignored", fig. 7; meta-ood: ``seg[gt == 255] = 0``).
+
+Merging and state
+-----------------
+``merge(other)`` combines metrics fed disjoint frames: SMIYC appends the per-component sIoU / PPV / sizes,
+Chan adds its six counts; thresholds, size filters and τ must match. ``state_dict()`` holds plain values
+and numpy arrays (``np.savez``, Ray), ``load_state_dict()`` checks keys, shapes and configuration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import cv2
 import numpy as np
+from scipy import ndimage
 
 from ..classes import ANOMALY_ID, ANOMALY_IGNORE, ANOMALY_IN_DIST
-from .pixel_metrics import ArrayOrFrames, _check_2d, _check_anomaly_gt, _check_same_shape, _paired_frames
+from .metric_checks import (
+    STATE_VERSION,
+    ArrayOrFrames,
+    check_2d,
+    check_anomaly_gt,
+    check_same_shape,
+    merge_mismatch,
+    optional_float,
+    paired_frames,
+    state_array,
+    state_floats,
+    state_int,
+    state_keys,
+)
 
 __all__ = [
     'SMIYC_TAUS',
@@ -87,6 +108,7 @@ __all__ = [
 
 #: τ = 0.25, 0.30, ..., 0.75, rounded so that e.g. 0.3 is the same float as a ratio 3/10.
 SMIYC_TAUS: tuple[float, ...] = tuple(round(0.25 + 0.05 * i, 2) for i in range(11))
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -113,9 +135,9 @@ def _prediction_and_gt(
     pred: object, gt: object, threshold: float | None, strict: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate one frame; return (bool prediction mask with ignore pixels removed, uint8 gt)."""
-    pred = _check_2d(pred, 'pred')
-    gt, _ = _check_anomaly_gt(gt)
-    _check_same_shape(pred, 'pred', gt, 'gt')
+    pred = check_2d(pred, 'pred')
+    gt, _ = check_anomaly_gt(gt)
+    check_same_shape(pred, 'pred', gt, 'gt')
     if pred.dtype == np.bool_:
         mask = pred
     elif np.issubdtype(pred.dtype, np.floating):
@@ -132,8 +154,8 @@ def _prediction_and_gt(
 
 def _components(mask: np.ndarray) -> tuple[int, np.ndarray]:
     """8-connected components: (number of labels incl. background 0, int32 label map)."""
-    n, labels = cv2.connectedComponents(np.ascontiguousarray(mask).view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    return int(n), labels
+    labels, n = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    return int(n) + 1, labels
 
 
 def _drop_labels(labels: np.ndarray, drop: np.ndarray) -> np.ndarray:
@@ -313,6 +335,96 @@ class SmiycComponentMetrics:
     def compute(self) -> SmiycResult:
         return _smiyc_finalize(self._siou, self._ppv, self._gt_sizes, self._pred_sizes, self.taus, self.n_frames)
 
+    # -- merge and state -------------------------------------------------------------------------------
+
+    _STATE_KEYS = (
+        'metric',
+        'version',
+        'threshold',
+        'min_gt_size',
+        'min_pred_size',
+        'taus',
+        'siou',
+        'ppv',
+        'gt_sizes',
+        'pred_sizes',
+        'n_frames',
+    )
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            'threshold': self.threshold,
+            'min_gt_size': self.min_gt_size,
+            'min_pred_size': self.min_pred_size,
+            'taus': self.taus,
+        }
+
+    def _check_compatible(self, config: Mapping[str, Any]) -> None:
+        for key, mine in self._config().items():
+            if config[key] != mine:
+                raise merge_mismatch('SmiycComponentMetrics', key, mine, config[key])
+
+    def merge(self, other: SmiycComponentMetrics) -> None:
+        """Append ``other``'s components to this metric, in place (``other`` is left as it is).
+
+        Per-component arrays keep merge order: merge parts in frame order to reproduce one pass bit for
+        bit (the TP / FN / FP counts and F1 do not depend on the order; the means may differ in the
+        last bit).
+        """
+        if not isinstance(other, SmiycComponentMetrics):
+            raise ValueError(f'cannot merge a {type(other).__name__} into a SmiycComponentMetrics')
+        self._check_compatible(other._config())
+        self._siou.extend(other._siou)
+        self._ppv.extend(other._ppv)
+        self._gt_sizes.extend(other._gt_sizes)
+        self._pred_sizes.extend(other._pred_sizes)
+        self.n_frames += other.n_frames
+
+    def state_dict(self) -> dict[str, Any]:
+        """Configuration and per-component values as plain values and 1-D numpy arrays (np.savez-safe).
+
+        ``threshold`` is [t], or [] for a metric fed bool masks only.
+        """
+        return {
+            'metric': 'SmiycComponentMetrics',
+            'version': STATE_VERSION,
+            'threshold': optional_float(self.threshold),
+            'min_gt_size': self.min_gt_size,
+            'min_pred_size': self.min_pred_size,
+            'taus': list(self.taus),
+            'siou': np.concatenate(self._siou) if self._siou else np.zeros(0, np.float64),
+            'ppv': np.concatenate(self._ppv) if self._ppv else np.zeros(0, np.float64),
+            'gt_sizes': np.concatenate(self._gt_sizes) if self._gt_sizes else np.zeros(0, np.int64),
+            'pred_sizes': np.concatenate(self._pred_sizes) if self._pred_sizes else np.zeros(0, np.int64),
+            'n_frames': self.n_frames,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace this metric's state by ``state`` (from :meth:`state_dict`) after checking it all."""
+        name = 'SmiycComponentMetrics'
+        state_keys(state, self._STATE_KEYS, name)
+        threshold = state_floats(state, 'threshold', name, (0, 1))
+        self._check_compatible(
+            {
+                'threshold': threshold[0] if threshold else None,
+                'min_gt_size': state_int(state, 'min_gt_size', name),
+                'min_pred_size': state_int(state, 'min_pred_size', name),
+                'taus': state_floats(state, 'taus', name),
+            }
+        )
+        siou = state_array(state, 'siou', name, (None,), 'f')
+        ppv = state_array(state, 'ppv', name, (None,), 'f')
+        gt_sizes = state_array(state, 'gt_sizes', name, (siou.size,), 'i')
+        pred_sizes = state_array(state, 'pred_sizes', name, (ppv.size,), 'i')
+        n_frames = state_int(state, 'n_frames', name)
+        self.reset()
+        if siou.size or ppv.size:
+            self._siou.append(siou.copy())
+            self._ppv.append(ppv.copy())
+            self._gt_sizes.append(gt_sizes.copy())
+            self._pred_sizes.append(pred_sizes.copy())
+        self.n_frames = n_frames
+
 
 def smiyc_component_metrics(
     preds: ArrayOrFrames,
@@ -325,7 +437,7 @@ def smiyc_component_metrics(
 ) -> SmiycResult:
     """One-shot twin of :class:`SmiycComponentMetrics`; one HxW frame, NxHxW, or an iterable of frames."""
     acc = SmiycComponentMetrics(threshold, min_gt_size=min_gt_size, min_pred_size=min_pred_size, taus=taus)
-    for pred, gt in _paired_frames(preds, gts, 'preds', 'gts'):
+    for pred, gt in paired_frames(preds, gts, 'preds', 'gts'):
         acc.update(pred, gt)
     return acc.compute()
 
@@ -432,10 +544,46 @@ class ChanSegmentMetrics:
     def compute(self) -> ChanSegmentResult:
         return _chan_finalize(self._counts, self.n_frames, self.threshold)
 
+    # -- merge and state -------------------------------------------------------------------------------
+
+    _STATE_KEYS = ('metric', 'version', 'threshold', 'counts', 'n_frames')
+
+    def merge(self, other: ChanSegmentMetrics) -> None:
+        """Add ``other``'s counts to this metric, in place (``other`` is left as it is)."""
+        if not isinstance(other, ChanSegmentMetrics):
+            raise ValueError(f'cannot merge a {type(other).__name__} into a ChanSegmentMetrics')
+        if other.threshold != self.threshold:
+            raise merge_mismatch('ChanSegmentMetrics', 'threshold', self.threshold, other.threshold)
+        self._counts += other._counts
+        self.n_frames += other.n_frames
+
+    def state_dict(self) -> dict[str, Any]:
+        """``counts``: int64 [tp, fp, n_gt, n_gt_detected, n_in_dist, n_in_dist_flagged]; ``threshold`` [t] or []."""
+        return {
+            'metric': 'ChanSegmentMetrics',
+            'version': STATE_VERSION,
+            'threshold': optional_float(self.threshold),
+            'counts': self._counts.copy(),
+            'n_frames': self.n_frames,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace this metric's state by ``state`` (from :meth:`state_dict`) after checking it all."""
+        name = 'ChanSegmentMetrics'
+        state_keys(state, self._STATE_KEYS, name)
+        bounds = state_floats(state, 'threshold', name, (0, 1))
+        threshold = bounds[0] if bounds else None
+        if threshold != self.threshold:
+            raise merge_mismatch(name, 'threshold', self.threshold, threshold)
+        counts = state_array(state, 'counts', name, (6,), 'i')
+        n_frames = state_int(state, 'n_frames', name)
+        self._counts = counts.copy()
+        self.n_frames = n_frames
+
 
 def chan_segment_metrics(preds: ArrayOrFrames, gts: ArrayOrFrames, threshold: float | None = None) -> ChanSegmentResult:
     """One-shot twin of :class:`ChanSegmentMetrics`; one HxW frame, NxHxW, or an iterable of frames."""
     acc = ChanSegmentMetrics(threshold)
-    for pred, gt in _paired_frames(preds, gts, 'preds', 'gts'):
+    for pred, gt in paired_frames(preds, gts, 'preds', 'gts'):
         acc.update(pred, gt)
     return acc.compute()

@@ -9,8 +9,12 @@ Every metric is a streaming accumulator (``update()`` per frame, ``compute()`` -
 - Chan et al. TP / FP / FN / F1 / road miss rate: ``ChanSegmentMetrics`` / ``chan_segment_metrics``
   -> ``ChanSegmentResult``
 
+Every accumulator also has ``merge(other)`` (in place; differently configured metrics raise ValueError)
+and ``state_dict()`` / ``load_state_dict()`` (plain values and numpy arrays, for np.savez and Ray
+workers): metrics fed disjoint parts of a run and merged give exactly the result of one pass.
+
 Definitions, tie handling, ignore handling and the binned-mode error bounds are documented in
-:mod:`.pixel_metrics` and :mod:`.component_metrics`.
+:mod:`.pixel_metrics`, :mod:`.iou_metrics` and :mod:`.component_metrics`.
 """
 
 from __future__ import annotations
@@ -24,17 +28,15 @@ from .component_metrics import (
     chan_segment_metrics,
     smiyc_component_metrics,
 )
+from .iou_metrics import IoUResult, SegmentationIoU, segmentation_iou
 from .pixel_metrics import (
     DEFAULT_BINS,
     DEFAULT_MAX_EXACT_PAIRS,
     FPR95_TPR,
     Curves,
-    IoUResult,
     PixelAnomalyMetrics,
     PixelMetricsResult,
-    SegmentationIoU,
     pixel_anomaly_metrics,
-    segmentation_iou,
 )
 
 __all__ = [

@@ -1,13 +1,12 @@
-"""Pixel-level metrics: anomaly AP / AUROC / FPR95 (exact or binned, streaming) and dataset-wide mIoU.
+"""Pixel-level anomaly metrics: AP / AUROC / FPR95, exact or binned, streaming, with a mergeable state.
 
-Every metric is an accumulator with ``update()`` / ``compute()`` / ``reset()`` plus a functional twin
-(``pixel_anomaly_metrics``, ``segmentation_iou``). Both run the same private steps, frame by frame
-(``_anomaly_pairs`` -> ``_hist_add`` / exact store -> ``_curve_metrics``; ``_confusion_add`` ->
-``_iou_from_confusion``), so the class and the function cannot drift apart.
+The accumulator ``PixelAnomalyMetrics`` (``update()`` / ``compute()`` / ``reset()``, plus ``merge()``,
+``state_dict()`` / ``load_state_dict()``) and its functional twin ``pixel_anomaly_metrics`` run the same
+private steps, frame by frame (``_anomaly_pairs`` -> ``_hist_add`` / exact store -> ``_curve_metrics``),
+so the class and the function cannot drift apart. (mIoU lives in :mod:`.iou_metrics`.)
 
 Conventions (see ``anomaly_seg_ros.classes``): anomaly ground truth is uint8 HxW with 0 = in-distribution,
-1 = anomaly, 255 = ignore; scores are floating HxW, higher = more anomalous; segmentation labels are
-Cityscapes trainIds 0..18 with 255 = ignore. Ignored pixels never count anywhere.
+1 = anomaly, 255 = ignore; scores are floating HxW, higher = more anomalous. Ignored pixels never count.
 
 Anomaly metrics (pooled over every evaluated pixel of the run, never averaged per frame)
 -------------------------------------------------------------------------------------
@@ -54,39 +53,50 @@ less than the frame's own scan (~20 ms for a 2048x1024 frame in all); a bin widt
 format) everywhere above 1/64; and the AP bound is then ~2e-4 (even spread) to ~1e-3 (test Gaussians),
 below the precision the benchmarks publish (0.1 percentage point).
 
-mIoU
-----
-One dataset-wide CxC confusion matrix (one ``np.bincount`` per frame, summed over frames):
-IoU_c = TP_c / (TP_c + FP_c + FN_c). This is the Cityscapes protocol, not a per-image average; a class
-absent from both ground truth and prediction over the whole run has IoU NaN and is left out of the mean.
-Predicted ids outside 0..C-1 (e.g. an extra OoD class 19 as in Chan et al. sec. 6.2, or 255) are legal:
-they match no class, so they are a false negative for the ground-truth class and a false positive for
-none; ``compute().n_pred_other`` counts them.
+Merging and state
+-----------------
+``merge(other)`` adds another metric's frames: binned histograms and all counters add (an unbounded
+scorer's clipped out-of-range scores included, as long as both use the same calibrated range), exact
+mode appends the pairs. Every metric is a function of the pooled counts, so metrics fed disjoint parts
+of a run and merged give exactly (bit for bit) the result of one metric fed the whole run.
+``state_dict()`` / ``load_state_dict()`` carry that state as numpy arrays and plain values
+(``np.savez``, Ray); configurations that differ (mode, bins, score_range) refuse to combine.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from ..classes import ANOMALY_ID, ANOMALY_IGNORE, ANOMALY_IN_DIST, CITYSCAPES_CLASSES, IGNORE_ID, NUM_CLASSES
+from ..classes import ANOMALY_ID, ANOMALY_IGNORE
+from .metric_checks import (
+    STATE_VERSION,
+    ArrayOrFrames,
+    check_anomaly_gt,
+    check_same_shape,
+    check_score,
+    merge_mismatch,
+    paired_frames,
+    state_array,
+    state_floats,
+    state_int,
+    state_keys,
+    state_str,
+)
 
 __all__ = [
     'Curves',
     'DEFAULT_BINS',
     'DEFAULT_MAX_EXACT_PAIRS',
     'FPR95_TPR',
-    'IoUResult',
+    'Mode',
     'PixelAnomalyMetrics',
     'PixelMetricsResult',
-    'SegmentationIoU',
     'pixel_anomaly_metrics',
-    'segmentation_iou',
 ]
 
 DEFAULT_BINS = 65536
@@ -95,94 +105,6 @@ DEFAULT_MAX_EXACT_PAIRS = 50_000_000
 FPR95_TPR = 0.95
 
 Mode = Literal['binned', 'exact']
-ArrayOrFrames = np.ndarray | Iterable[np.ndarray]
-
-# The label checks below rely on this encoding: valid ids are 0..k-1, and 255 is ignore.
-if (ANOMALY_IN_DIST, ANOMALY_ID, ANOMALY_IGNORE) != (0, 1, IGNORE_ID):  # pragma: no cover
-    raise ImportError('anomaly ground-truth encoding changed; update eval.pixel_metrics._check_labels')
-
-
-# ---------------------------------------------------------------------------------------------------
-# Input validation, shared with component_metrics.
-# ---------------------------------------------------------------------------------------------------
-
-
-def _check_2d(arr: object, name: str) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.ndim != 2:
-        raise ValueError(f'{name} must be a 2-D HxW array, got shape {arr.shape}')
-    return arr
-
-
-def _check_labels(arr: object, name: str, n_valid: int, expected: str) -> tuple[np.ndarray, int]:
-    """Return ``arr`` as uint8 and its number of ignore (255) pixels; reject bad dtypes and values.
-
-    Legal values are 0..n_valid-1 and 255. Comparisons, not a histogram: a 2048x1024 frame costs ~1 ms.
-    """
-    arr = _check_2d(arr, name)
-    if arr.dtype != np.uint8:
-        if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f'{name} must be an integer label map (uint8), got dtype {arr.dtype}')
-        if arr.size:
-            lo, hi = int(arr.min()), int(arr.max())
-            if lo < 0 or hi > 255:
-                raise ValueError(f'{name} holds invalid value {lo if lo < 0 else hi}; expected {expected}')
-        arr = arr.astype(np.uint8)
-    bad = (arr >= n_valid) & (arr != IGNORE_ID)
-    if bad.any():
-        values = np.unique(arr[bad])
-        shown = ', '.join(str(v) for v in values[:8])
-        raise ValueError(
-            f'{name} holds invalid value(s) {shown} ({int(np.count_nonzero(bad))} pixels); expected {expected}'
-        )
-    return arr, int(np.count_nonzero(arr == IGNORE_ID))
-
-
-def _check_anomaly_gt(gt: object, name: str = 'gt') -> tuple[np.ndarray, int]:
-    return _check_labels(gt, name, ANOMALY_ID + 1, '0 (in-distribution), 1 (anomaly) or 255 (ignore)')
-
-
-def _check_score(score: object, name: str = 'score') -> np.ndarray:
-    score = _check_2d(score, name)
-    if not np.issubdtype(score.dtype, np.floating):
-        raise ValueError(f'{name} must be a floating-point array, got dtype {score.dtype}')
-    n_nan = int(np.count_nonzero(np.isnan(score)))
-    if n_nan:
-        raise ValueError(f'{name} contains {n_nan} NaN value(s); NaN has no place in a ranking')
-    return score
-
-
-def _check_same_shape(a: np.ndarray, a_name: str, b: np.ndarray, b_name: str) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f'{a_name} shape {a.shape} does not match {b_name} shape {b.shape}')
-
-
-def _frames(x: ArrayOrFrames) -> Iterator[np.ndarray]:
-    """One HxW array is one frame, an NxHxW array or any iterable of HxW arrays is N frames."""
-    if isinstance(x, np.ndarray):
-        if x.ndim == 2:
-            return iter((x,))
-        if x.ndim == 3:
-            return iter(x)
-        raise ValueError(f'expected an HxW frame or NxHxW frames, got shape {x.shape}')
-    return iter(x)
-
-
-def _paired_frames(
-    a: ArrayOrFrames, b: ArrayOrFrames, a_name: str, b_name: str
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (a_i, b_i), raising ValueError with both counts if one side runs out first (streams)."""
-    sentinel = object()
-    n = 0
-    for x, y in itertools.zip_longest(_frames(a), _frames(b), fillvalue=sentinel):
-        if x is sentinel or y is sentinel:
-            longer, shorter = (a_name, b_name) if y is sentinel else (b_name, a_name)
-            raise ValueError(
-                f'{a_name} and {b_name} differ in length: {shorter} ends after {n} frame(s), {longer} goes on'
-            )
-        n += 1
-        yield x, y  # type: ignore[misc]
-
 
 # ---------------------------------------------------------------------------------------------------
 # Anomaly metrics: private steps.
@@ -252,9 +174,9 @@ def _check_config(mode: str, score_range: tuple[float, float] | None, bins: int)
 
 def _anomaly_pairs(score: object, gt: object) -> tuple[np.ndarray, np.ndarray, int]:
     """Validate one frame and return (scores of evaluated pixels, their anomaly labels, n ignored)."""
-    score = _check_score(score)
-    gt, n_ignored = _check_anomaly_gt(gt)
-    _check_same_shape(score, 'score', gt, 'gt')
+    score = check_score(score)
+    gt, n_ignored = check_anomaly_gt(gt)
+    check_same_shape(score, 'score', gt, 'gt')
     if n_ignored:
         valid = gt != ANOMALY_IGNORE
         return score[valid], gt[valid] == ANOMALY_ID, n_ignored
@@ -424,17 +346,20 @@ class PixelAnomalyMetrics:
         if self._hist is not None:
             _hist_add(self._hist, scores, labels, self.score_range)  # type: ignore[arg-type]
         else:
-            if self.max_exact_pairs is not None and self._n_exact + scores.size > self.max_exact_pairs:
-                raise ValueError(
-                    f'exact mode would hold {self._n_exact + scores.size} pairs, over max_exact_pairs='
-                    f"{self.max_exact_pairs}; use mode='binned' for full runs"
-                )
+            self._check_exact_room(scores.size)
             self._scores.append(scores.copy())  # a copy: a view would pin the caller's whole frame
             self._labels.append(labels)
             self._n_exact += scores.size
         self.n_ignored += n_ignored
         self.out_of_range += out_of_range
         self.n_frames += 1
+
+    def _check_exact_room(self, n_more: int) -> None:
+        if self.max_exact_pairs is not None and self._n_exact + n_more > self.max_exact_pairs:
+            raise ValueError(
+                f'exact mode would hold {self._n_exact + n_more} pairs, over max_exact_pairs='
+                f"{self.max_exact_pairs}; use mode='binned' for full runs"
+            )
 
     def _groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per tie group (bin or distinct score), ascending: anomaly counts, in-distribution counts, score."""
@@ -482,6 +407,102 @@ class PixelAnomalyMetrics:
         hist_neg = np.bincount(which, weights=neg, minlength=hist_bins)
         return Curves(score[idx], tpr, fpr, precision, edges, hist_pos, hist_neg)
 
+    # -- merge and state -------------------------------------------------------------------------------
+
+    def _check_compatible(self, mode: str, bins: int, score_range: tuple[float, float] | None) -> None:
+        name = 'PixelAnomalyMetrics'
+        if mode != self.mode:
+            raise merge_mismatch(name, 'mode', self.mode, mode)
+        if score_range != self.score_range:
+            raise merge_mismatch(name, 'score_range', self.score_range, score_range)
+        if self.mode == 'binned' and bins != self.bins:  # exact mode does not use bins
+            raise merge_mismatch(name, 'bins', self.bins, bins)
+
+    def merge(self, other: PixelAnomalyMetrics) -> None:
+        """Add ``other``'s frames to this metric, in place (``other`` is left as it is).
+
+        Both must have the same mode, score_range and (binned) bins; counts, including the out-of-range
+        count of an unbounded scorer's calibrated range, add. Exact mode appends ``other``'s pairs, subject
+        to this metric's ``max_exact_pairs``.
+        """
+        if not isinstance(other, PixelAnomalyMetrics):
+            raise ValueError(f'cannot merge a {type(other).__name__} into a PixelAnomalyMetrics')
+        self._check_compatible(other.mode, other.bins, other.score_range)
+        if self._hist is not None and other._hist is not None:  # same mode, so both or neither
+            self._hist += other._hist
+        else:
+            self._check_exact_room(other._n_exact)
+            self._scores.extend(s for s in other._scores if s.size)
+            self._labels.extend(lab for lab in other._labels if lab.size)
+            self._n_exact += other._n_exact
+        self.n_ignored += other.n_ignored
+        self.out_of_range += other.out_of_range
+        self.n_frames += other.n_frames
+
+    def _state_keys(self, mode: str) -> tuple[str, ...]:
+        data = ('hist',) if mode == 'binned' else ('scores', 'labels')
+        return ('metric', 'version', 'mode', 'bins', 'score_range', 'n_ignored', 'out_of_range', 'n_frames', *data)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Configuration, counters and counts as plain values and numpy arrays (np.savez- and Ray-safe).
+
+        Binned: ``hist`` (2 x bins int64; row 0 in-distribution, row 1 anomaly). Exact: every evaluated
+        pair as ``scores`` (1-D float) and ``labels`` (1-D bool, True = anomaly). ``score_range`` is
+        [lo, hi], or [] when an exact-mode metric has none.
+        """
+        state: dict[str, Any] = {
+            'metric': 'PixelAnomalyMetrics',
+            'version': STATE_VERSION,
+            'mode': self.mode,
+            'bins': self.bins,
+            'score_range': [] if self.score_range is None else list(self.score_range),
+            'n_ignored': self.n_ignored,
+            'out_of_range': self.out_of_range,
+            'n_frames': self.n_frames,
+        }
+        if self._hist is not None:
+            state['hist'] = self._hist.copy()
+        else:
+            state['scores'] = np.concatenate(self._scores) if self._scores else np.zeros(0, np.float64)
+            state['labels'] = np.concatenate(self._labels) if self._labels else np.zeros(0, np.bool_)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace this metric's state by ``state`` (from :meth:`state_dict`) after checking it all."""
+        name = 'PixelAnomalyMetrics'
+        if not isinstance(state, Mapping) or 'mode' not in state:
+            state_keys(state, self._state_keys(self.mode), name)  # raises, naming what is missing
+        mode = state_str(state, 'mode', name)
+        if mode not in ('binned', 'exact'):
+            raise ValueError(f"{name} state: key 'mode' must be 'binned' or 'exact', got {mode!r}")
+        state_keys(state, self._state_keys(mode), name)
+        bins = state_int(state, 'bins', name, minimum=1)
+        bounds = state_floats(state, 'score_range', name, (0, 2))
+        score_range = (bounds[0], bounds[1]) if bounds else None
+        self._check_compatible(mode, bins, score_range)
+        counters = {k: state_int(state, k, name) for k in ('n_ignored', 'out_of_range', 'n_frames')}
+        if self.mode == 'binned':
+            hist = state_array(state, 'hist', name, (2, self.bins), 'i').copy()
+            self.reset()
+            self._hist = hist
+        else:
+            scores = state_array(state, 'scores', name, (None,), 'f')
+            labels = state_array(state, 'labels', name, (None,), 'b')
+            if labels.size != scores.size:
+                raise ValueError(f"{name} state: key 'labels' has {labels.size} entries, 'scores' {scores.size}")
+            if self.max_exact_pairs is not None and scores.size > self.max_exact_pairs:
+                raise ValueError(
+                    f"{name} state: key 'scores' holds {scores.size} pairs, over max_exact_pairs={self.max_exact_pairs}"
+                )
+            self.reset()
+            if scores.size:
+                self._scores.append(scores.copy())
+                self._labels.append(labels.copy())
+            self._n_exact = scores.size
+        self.n_ignored = counters['n_ignored']
+        self.out_of_range = counters['out_of_range']
+        self.n_frames = counters['n_frames']
+
 
 def pixel_anomaly_metrics(
     scores: ArrayOrFrames,
@@ -499,131 +520,6 @@ def pixel_anomaly_metrics(
     score_range for large runs.
     """
     acc = PixelAnomalyMetrics(mode, score_range=score_range, bins=bins, max_exact_pairs=max_exact_pairs)
-    for score, gt in _paired_frames(scores, gts, 'scores', 'gts'):
+    for score, gt in paired_frames(scores, gts, 'scores', 'gts'):
         acc.update(score, gt)
-    return acc.compute()
-
-
-# ---------------------------------------------------------------------------------------------------
-# mIoU from a dataset-wide confusion matrix.
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class IoUResult:
-    """Dataset-wide IoU: ``confusion[g, p]`` counts pixels of ground-truth class g predicted as p.
-
-    ``per_class_iou`` is NaN for classes absent from both ground truth and prediction; ``miou`` is the
-    mean over the others (NaN if none). ``n_pred_other``: evaluated pixels predicted outside 0..C-1.
-    """
-
-    miou: float
-    per_class_iou: np.ndarray
-    confusion: np.ndarray
-    class_names: tuple[str, ...]
-    n_pixels: int
-    n_ignored: int
-    n_pred_other: int
-    note: str
-
-
-def _check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or not 1 <= num_classes <= 255:
-        raise ValueError(f'num_classes must be an integer in 1..255 (255 is the ignore id), got {num_classes!r}')
-    return int(num_classes)
-
-
-def _confusion_add(confusion: np.ndarray, pred: object, gt: object) -> tuple[int, int]:
-    """Add one frame to ``confusion`` (C x (C+1); the last column = predicted outside 0..C-1).
-
-    Returns (n ignored, n predicted outside 0..C-1) for the frame.
-    """
-    n_cls = confusion.shape[0]
-    gt, n_ignored = _check_labels(gt, 'gt', n_cls, f'a class id 0..{n_cls - 1} or {IGNORE_ID} (ignore)')
-    pred = _check_2d(pred, 'pred')
-    if pred.dtype == np.bool_ or not np.issubdtype(pred.dtype, np.integer):
-        raise ValueError(f'pred must be an integer class-id map, got dtype {pred.dtype}')
-    _check_same_shape(pred, 'pred', gt, 'gt')
-    if n_ignored:
-        valid = gt != IGNORE_ID
-        g, p = gt[valid], pred[valid]
-    else:
-        g, p = gt.ravel(), pred.ravel()
-    p = p.astype(np.int64)
-    other = (p < 0) | (p >= n_cls)
-    p[other] = n_cls
-    confusion += np.bincount(g.astype(np.int64) * (n_cls + 1) + p, minlength=n_cls * (n_cls + 1)).reshape(
-        n_cls, n_cls + 1
-    )
-    return n_ignored, int(np.count_nonzero(other))
-
-
-def _iou_from_confusion(confusion: np.ndarray, n_ignored: int, class_names: tuple[str, ...]) -> IoUResult:
-    n_cls = confusion.shape[0]
-    square = confusion[:, :n_cls]
-    tp = np.diag(square).astype(np.float64)
-    gt_count = confusion.sum(axis=1)  # includes pixels predicted as no class
-    pred_count = square.sum(axis=0)
-    union = (gt_count + pred_count).astype(np.float64) - tp
-    iou = np.full(n_cls, np.nan)
-    present = union > 0
-    iou[present] = tp[present] / union[present]
-    miou = float(iou[present].mean()) if present.any() else float('nan')
-    absent = [class_names[i] for i in np.flatnonzero(~present)]
-    note = ''
-    if not present.any():
-        note = 'no evaluated pixel: mIoU undefined'
-    elif absent:
-        note = f'classes absent from ground truth and prediction (IoU NaN, excluded from the mean): {", ".join(absent)}'
-    return IoUResult(
-        miou=miou,
-        per_class_iou=iou,
-        confusion=square.copy(),
-        class_names=class_names,
-        n_pixels=int(confusion.sum()),
-        n_ignored=n_ignored,
-        n_pred_other=int(confusion[:, n_cls].sum()),
-        note=note,
-    )
-
-
-class SegmentationIoU:
-    """Streaming per-class IoU and mIoU over a dataset-wide confusion matrix (Cityscapes trainIds)."""
-
-    def __init__(self, num_classes: int = NUM_CLASSES, class_names: Sequence[str] | None = None) -> None:
-        self.num_classes = _check_num_classes(num_classes)
-        if class_names is None:
-            default = CITYSCAPES_CLASSES if self.num_classes == NUM_CLASSES else None
-            class_names = default or [str(i) for i in range(self.num_classes)]
-        if len(class_names) != self.num_classes:
-            raise ValueError(f'{len(class_names)} class names for num_classes={self.num_classes}')
-        self.class_names = tuple(class_names)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget every frame seen so far."""
-        self._confusion = np.zeros((self.num_classes, self.num_classes + 1), dtype=np.int64)
-        self.n_ignored = 0
-        self.n_frames = 0
-
-    def update(self, pred: np.ndarray, gt: np.ndarray) -> None:
-        """Add one frame: ``pred`` integer HxW class ids, ``gt`` HxW in 0..C-1 or 255."""
-        n_ignored, _ = _confusion_add(self._confusion, pred, gt)
-        self.n_ignored += n_ignored
-        self.n_frames += 1
-
-    def compute(self) -> IoUResult:
-        return _iou_from_confusion(self._confusion, self.n_ignored, self.class_names)
-
-
-def segmentation_iou(
-    preds: ArrayOrFrames,
-    gts: ArrayOrFrames,
-    num_classes: int = NUM_CLASSES,
-    class_names: Sequence[str] | None = None,
-) -> IoUResult:
-    """One-shot twin of :class:`SegmentationIoU`; frames as in :func:`pixel_anomaly_metrics`."""
-    acc = SegmentationIoU(num_classes, class_names)
-    for pred, gt in _paired_frames(preds, gts, 'preds', 'gts'):
-        acc.update(pred, gt)
     return acc.compute()
