@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +21,11 @@ from anomaly_seg_ros.eval.report import (  # noqa: E402
     MAX_IMAGE_WIDTH,
     FrameRecord,
     WorstFrame,
+    render_html_report,
     write_html_report,
     write_json_report,
 )
+from anomaly_seg_ros.eval.report.html import TEMPLATE  # noqa: E402
 
 EVIL = '<script>alert(1)</script>'
 
@@ -306,6 +311,45 @@ def test_html_many_frames_capped_and_small(tmp_path: Path) -> None:
     assert f'Showing the first {MAX_FRAME_ROWS} of {n} frames' in text
     assert text.count('<tr class="st-') == MAX_FRAME_ROWS
     assert out.stat().st_size < 5_000_000
+
+
+def test_html_escapes_model_frame_and_key_names(tmp_path: Path) -> None:
+    report = {
+        'evaluated': {'model': f'models/{EVIL}', 'source': 'a "quoted" & \'single\' path'},
+        'pixel': {'ap': None, 'note': f'note {EVIL}'},
+        EVIL: {'k': 1},
+        'other': {EVIL: 'v', 'list': [EVIL, 2]},
+        'skipped': [{'reason': EVIL}],
+    }
+    frames = [FrameRecord(0, EVIL, 0, f'skipped: {EVIL}', stage_ms={EVIL: 1.0}, latency_ms=3.0)]
+    bad = WorstFrame(EVIL, EVIL, np.zeros((4, 4, 3), np.uint8), np.zeros((2, 2), np.uint8), np.zeros((4, 4)), (0, 1))
+    text = render_html_report(report, None, frames, [bad], title=EVIL)
+    assert '<script' not in text
+    assert text.count('&lt;script&gt;alert(1)&lt;/script&gt;') >= 10
+    assert 'models/&lt;script&gt;' in text
+    assert 'a &quot;quoted&quot; &amp; &#x27;single&#x27; path' in text
+    assert f'title="{EVIL}' not in text and 'title="&lt;script&gt;alert(1)&lt;/script&gt; 1 ms"' in text
+
+
+def test_html_template_ships_in_package_and_ignores_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    templates = importlib.resources.files('anomaly_seg_ros.eval.report') / 'templates'
+    assert (templates / TEMPLATE).is_file() and (templates / 'report.css.j2').is_file()
+    monkeypatch.chdir(tmp_path)
+    write_html_report({'evaluated': {'source': 'x'}}, None, [], [], Path('r.html'))
+    text = (tmp_path / 'r.html').read_text()
+    assert text.startswith('<!DOCTYPE html>') and text.rstrip().endswith('</html>')
+    assert 'table.kv th' in text  # the stylesheet is inlined
+
+
+def test_accumulate_does_not_import_report_code() -> None:
+    code = (
+        'import sys, anomaly_seg_ros.eval.accumulate; '
+        'heavy = ("anomaly_seg_ros.eval.report", "jinja2", "matplotlib"); '
+        'bad = sorted(m for m in sys.modules if m.startswith(heavy)); '
+        'print(bad); sys.exit(1 if bad else 0)'
+    )
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from .metrics import (
     SmiycComponentMetrics,
 )
 from .pixel_metrics import Mode
-from .report import FrameRecord, WorstFrame
+from .records import FrameRecord, WorstFrame
 
 __all__ = ['EvalAccumulator', 'EvalSettings', 'latency_summary']
 

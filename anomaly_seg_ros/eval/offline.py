@@ -13,14 +13,12 @@ from tqdm import tqdm
 
 from ..data.sample import Sample
 from ..pipeline import Pipeline
+from ..stamps import STAMP0_NS, frame_stamp
 from .accumulate import EvalAccumulator, EvalSettings
 from .metrics import Curves
-from .report import FrameRecord, WorstFrame
+from .records import FrameRecord, WorstFrame
 
 __all__ = ['IGNORE_RULE', 'STAMP0_NS', 'EvalFrame', 'EvalRun', 'evaluate_frames', 'frame_stamp', 'samples_as_frames']
-
-#: first stamp of a dataset replay; the default start of `bag from-dataset` bags
-STAMP0_NS = 1_700_000_000_000_000_000
 
 IGNORE_RULE = (
     'pixels with anomaly GT 255 are excluded from every anomaly metric and pixels with segmentation '
@@ -47,11 +45,6 @@ class EvalRun:
     curves: Curves | None
     frames: list[FrameRecord]
     worst: list[WorstFrame]
-
-
-def frame_stamp(index: int, rate_hz: float = 10.0) -> int:
-    """Header stamp of frame `index` of a dataset, as `bag from-dataset` writes it by default (ns)."""
-    return STAMP0_NS + round(index * 1e9 / rate_hz)
 
 
 def samples_as_frames(samples: Iterable[Sample], rate_hz: float = 10.0) -> Iterator[EvalFrame]:
