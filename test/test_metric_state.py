@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from anomaly_seg_ros.eval.metrics import (
+from anomaly_seg_ros.metrics import (
     ChanSegmentMetrics,
     PixelAnomalyMetrics,
     SegmentationIoU,

@@ -1,4 +1,4 @@
-"""Tests for anomaly_seg_ros.eval.metrics: scikit-learn cross-checks, hand cases, streaming, bounds, errors."""
+"""Tests for anomaly_seg_ros.metrics: scikit-learn cross-checks, hand cases, streaming, bounds, errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score, roc_curve
 
-from anomaly_seg_ros.eval.metrics import (
+from anomaly_seg_ros.metrics import (
     SMIYC_TAUS,
     ChanSegmentMetrics,
     PixelAnomalyMetrics,
@@ -584,7 +584,7 @@ def test_chan_streams_and_empty():
 def test_curves_match_sklearn_roc_and_pr() -> None:
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    from anomaly_seg_ros.eval.metrics import PixelAnomalyMetrics
+    from anomaly_seg_ros.metrics import PixelAnomalyMetrics
 
     rng = np.random.default_rng(5)
     gt = (rng.random((40, 50)) < 0.2).astype(np.uint8)

@@ -15,7 +15,6 @@ import pytest
 
 pytest.importorskip('matplotlib')
 
-from anomaly_seg_ros.eval.pixel_metrics import Curves, PixelAnomalyMetrics  # noqa: E402
 from anomaly_seg_ros.eval.report import (  # noqa: E402
     MAX_FRAME_ROWS,
     MAX_IMAGE_WIDTH,
@@ -26,6 +25,7 @@ from anomaly_seg_ros.eval.report import (  # noqa: E402
     write_json_report,
 )
 from anomaly_seg_ros.eval.report.html import TEMPLATE  # noqa: E402
+from anomaly_seg_ros.metrics.pixel import Curves, PixelAnomalyMetrics  # noqa: E402
 
 EVIL = '<script>alert(1)</script>'
 

@@ -16,14 +16,14 @@ import cv2
 import numpy as np
 
 from ..classes import NUM_CLASSES
-from .metrics import (
+from ..metrics import (
     ChanSegmentMetrics,
     Curves,
     PixelAnomalyMetrics,
     SegmentationIoU,
     SmiycComponentMetrics,
 )
-from .pixel_metrics import Mode
+from ..metrics.pixel import Mode
 from .records import FrameRecord, WorstFrame
 
 __all__ = ['EvalAccumulator', 'EvalSettings', 'latency_summary']

@@ -61,7 +61,7 @@ def _maxrss_mb() -> float:
 
 
 def _component_worker(method: str, frames: int, width: int, height: int) -> dict[str, Any]:
-    from .metrics import ChanSegmentMetrics, SmiycComponentMetrics, SmiycResult
+    from ..metrics import ChanSegmentMetrics, SmiycComponentMetrics, SmiycResult
 
     base = _maxrss_mb()
     metric = (
@@ -89,7 +89,7 @@ def _component_worker(method: str, frames: int, width: int, height: int) -> dict
 
 
 def _worker(method: str, frames: int, width: int, height: int) -> dict[str, Any]:
-    from .metrics import PixelAnomalyMetrics
+    from ..metrics import PixelAnomalyMetrics
 
     if method in COMPONENT_METHODS:
         return _component_worker(method, frames, width, height)

@@ -12,10 +12,10 @@ from typing import Any
 from tqdm import tqdm
 
 from ..data.sample import Sample
+from ..metrics import Curves
 from ..pipeline import Pipeline
 from ..stamps import STAMP0_NS, frame_stamp
 from .accumulate import EvalAccumulator, EvalSettings
-from .metrics import Curves
 from .records import FrameRecord, WorstFrame
 
 __all__ = ['IGNORE_RULE', 'STAMP0_NS', 'EvalFrame', 'EvalRun', 'evaluate_frames', 'frame_stamp', 'samples_as_frames']

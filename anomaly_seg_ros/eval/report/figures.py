@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..pixel_metrics import FPR95_TPR, Curves
+from ...metrics.pixel import FPR95_TPR, Curves
 from ..records import FrameRecord
 from .values import data_uri, finite, note_of, status_kind
 

@@ -30,7 +30,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from ..pixel_metrics import Curves
+from ...metrics.pixel import Curves
 from ..records import FrameRecord, WorstFrame
 from .figures import figure_views
 from .json_report import atomic_write, to_jsonable

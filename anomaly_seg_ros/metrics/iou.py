@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..classes import CITYSCAPES_CLASSES, IGNORE_ID, NUM_CLASSES
-from .metric_checks import (
+from .checks import (
     STATE_VERSION,
     ArrayOrFrames,
     check_2d,

@@ -46,7 +46,7 @@ STATE_VERSION = 1
 
 # The label checks below rely on this encoding: valid ids are 0..k-1, and 255 is ignore.
 if (ANOMALY_IN_DIST, ANOMALY_ID, ANOMALY_IGNORE) != (0, 1, IGNORE_ID):  # pragma: no cover
-    raise ImportError('anomaly ground-truth encoding changed; update eval.metric_checks.check_labels')
+    raise ImportError('anomaly ground-truth encoding changed; update metrics.checks.check_labels')
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..classes import ANOMALY_ID, ANOMALY_IGNORE, ANOMALY_IN_DIST
-from .metric_checks import (
+from .checks import (
     STATE_VERSION,
     ArrayOrFrames,
     check_2d,

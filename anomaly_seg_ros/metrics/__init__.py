@@ -14,12 +14,12 @@ and ``state_dict()`` / ``load_state_dict()`` (plain values and numpy arrays, for
 workers): metrics fed disjoint parts of a run and merged give exactly the result of one pass.
 
 Definitions, tie handling, ignore handling and the binned-mode error bounds are documented in
-:mod:`.pixel_metrics`, :mod:`.iou_metrics` and :mod:`.component_metrics`.
+:mod:`.pixel`, :mod:`.iou` and :mod:`.components`.
 """
 
 from __future__ import annotations
 
-from .component_metrics import (
+from .components import (
     SMIYC_TAUS,
     ChanSegmentMetrics,
     ChanSegmentResult,
@@ -28,8 +28,8 @@ from .component_metrics import (
     chan_segment_metrics,
     smiyc_component_metrics,
 )
-from .iou_metrics import IoUResult, SegmentationIoU, segmentation_iou
-from .pixel_metrics import (
+from .iou import IoUResult, SegmentationIoU, segmentation_iou
+from .pixel import (
     DEFAULT_BINS,
     DEFAULT_MAX_EXACT_PAIRS,
     FPR95_TPR,

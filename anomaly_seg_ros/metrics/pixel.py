@@ -3,7 +3,7 @@
 The accumulator ``PixelAnomalyMetrics`` (``update()`` / ``compute()`` / ``reset()``, plus ``merge()``,
 ``state_dict()`` / ``load_state_dict()``) and its functional twin ``pixel_anomaly_metrics`` run the same
 private steps, frame by frame (``_anomaly_pairs`` -> ``_hist_add`` / exact store -> ``_curve_metrics``),
-so the class and the function cannot drift apart. (mIoU lives in :mod:`.iou_metrics`.)
+so the class and the function cannot drift apart. (mIoU lives in :mod:`.iou`.)
 
 Conventions (see ``anomaly_seg_ros.classes``): anomaly ground truth is uint8 HxW with 0 = in-distribution,
 1 = anomaly, 255 = ignore; scores are floating HxW, higher = more anomalous. Ignored pixels never count.
@@ -73,7 +73,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..classes import ANOMALY_ID, ANOMALY_IGNORE
-from .metric_checks import (
+from .checks import (
     STATE_VERSION,
     ArrayOrFrames,
     check_anomaly_gt,
