@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,11 @@ from anomaly_seg_ros.bag import (  # noqa: E402
     read_bag,
     write_bag,
 )
+from anomaly_seg_ros.bag.salvage import ScanStopped, decompress_chunk  # noqa: E402
 from anomaly_seg_ros.data.sample import Sample  # noqa: E402
 from anomaly_seg_ros.data.synthetic import SyntheticWorld, WorldConfig  # noqa: E402
 from anomaly_seg_ros.errors import BagError  # noqa: E402
-from anomaly_seg_ros.ros.codec import rgb_to_image  # noqa: E402
+from anomaly_seg_ros.io.image_codec import rgb_to_image  # noqa: E402
 
 START = 1_700_000_000_000_000_000
 IMG, ANO, LAB = '/camera/image_raw', '/ground_truth/anomaly', '/ground_truth/labels'
@@ -201,6 +204,85 @@ def test_truncated_mcap(tmp_path: Path, samples: list[Sample]) -> None:
         list(read_bag(out, strict=True))
     info = bag_info(out)
     assert info['failure'] and info['topics'][IMG]['count'] == images_read
+
+
+def _compress(data: bytes, codec: str) -> bytes:
+    if codec == 'lz4':
+        import lz4.frame
+
+        return bytes(lz4.frame.compress(data))
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        from backports import zstd
+    return bytes(zstd.compress(data))
+
+
+def _compressed_cut_mcap(mcap: Path, codec: str, crc_delta: int = 0) -> None:
+    """Rewrite a rosbags mcap with its (single, uncompressed) chunk compressed and everything after it cut:
+    rosbags cannot open it (no footer), so the reader scans it and must decompress the chunk itself."""
+    data = mcap.read_bytes()
+    out, pos = bytearray(data[:8]), 8
+    while True:
+        op, length = struct.unpack_from('<BQ', data, pos)
+        body = data[pos + 9 : pos + 9 + length]
+        pos += 9 + length
+        if op != 0x06:
+            out += data[pos - 9 - length : pos]
+            continue
+        t0, t1, usize, crc, clen = struct.unpack_from('<QQQII', body, 0)
+        assert clen == 0  # rosbags writes uncompressed chunks
+        (rlen,) = struct.unpack_from('<Q', body, 32)
+        packed = _compress(body[40 : 40 + rlen], codec)
+        name = codec.encode()
+        chunk = struct.pack('<QQQII', t0, t1, usize, (crc + crc_delta) % 2**32, len(name)) + name
+        chunk += struct.pack('<Q', len(packed)) + packed
+        out += struct.pack('<BQ', 0x06, len(chunk)) + chunk
+        break
+    mcap.write_bytes(bytes(out))
+
+
+@pytest.mark.parametrize('codec', ['zstd', 'lz4'])
+def test_truncated_mcap_with_compressed_chunk(tmp_path: Path, samples: list[Sample], codec: str) -> None:
+    out = tmp_path / codec
+    write_bag(samples, out, storage='mcap', progress=False)
+    _compressed_cut_mcap(next(out.glob('*.mcap')), codec)
+    reader = read_bag(out)
+    frames = list(reader)
+    assert [f.index for f in frames] == list(range(len(samples)))
+    for f in frames:
+        assert _same(f.sample, samples[f.index])
+    rep = reader.report
+    assert rep.storage == 'mcap (scanned)' and rep.failure is not None
+    assert 'without a data-end or footer record' in rep.failure.reason
+
+
+def test_compressed_chunk_failing_its_crc(tmp_path: Path, samples: list[Sample]) -> None:
+    out = tmp_path / 'crc'
+    write_bag(samples[:2], out, storage='mcap', progress=False)
+    _compressed_cut_mcap(next(out.glob('*.mcap')), 'zstd', crc_delta=1)
+    with pytest.raises(BagError, match=r'no readable channel \(zstd chunk fails its CRC check'):
+        read_bag(out)
+
+
+def test_decompress_chunk_errors() -> None:
+    raw = b'records' * 10
+    packed = _compress(raw, 'zstd')
+    assert decompress_chunk(packed, 'zstd', len(raw), zlib.crc32(raw)) == raw
+    assert decompress_chunk(_compress(raw, 'lz4'), 'lz4', len(raw), 0) == raw  # crc 0: not recorded
+    with pytest.raises(ScanStopped, match='decompresses to 70 bytes, its header says 71'):
+        decompress_chunk(packed, 'zstd', 71, 0)
+    with pytest.raises(ScanStopped, match="unknown chunk compression 'brotli'"):
+        decompress_chunk(packed, 'brotli', len(raw), 0)
+    with pytest.raises(ScanStopped, match='cannot decompress lz4 chunk'):
+        decompress_chunk(b'not lz4 at all', 'lz4', len(raw), 0)
+
+
+def test_storage_of_single_file_bags(tmp_path: Path, samples: list[Sample]) -> None:
+    for storage, pattern in (('sqlite3', '*.db3'), ('mcap', '*.mcap')):
+        out = tmp_path / storage
+        write_bag(samples[:2], out, storage=storage, progress=False)
+        assert bag_info(next(out.glob(pattern)))['storage'] == storage
 
 
 def test_corrupt_files(tmp_path: Path, samples: list[Sample]) -> None:

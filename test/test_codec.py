@@ -1,4 +1,4 @@
-"""Tests for anomaly_seg_ros.ros.codec: no ROS import, synthetic images only."""
+"""Tests for anomaly_seg_ros.io.image_codec: no ROS import, synthetic images only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from anomaly_seg_ros.errors import CodecError
-from anomaly_seg_ros.ros.codec import (
+from anomaly_seg_ros.io.image_codec import (
     SUPPORTED_ENCODINGS,
     compressed_msg_to_rgb,
     compressed_to_rgb,

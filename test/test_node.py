@@ -15,7 +15,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='rclpy not installed (pip install ros-rclpy, see README)')
 
-from anomaly_seg_ros.ros.codec import encode_compressed  # noqa: E402
+from anomaly_seg_ros.io.image_codec import encode_compressed  # noqa: E402
 from anomaly_seg_ros.ros.harness import OUTPUT_TOPICS, FrameClient, NodeProcess, isolated_ros_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,17 +2,15 @@
 
 Uses the pure-Python ``rosbags`` library and its own typestore (ROS 2 Humble message definitions);
 nothing here imports rclpy. Reading also takes ROS 1 bags.
+
+Modules: ``writer`` (Samples -> bag), ``reader`` (bag -> frames, composing ``sources``: opening rosbag2,
+ROS 1 and truncated MCAP bags, ``salvage``: the MCAP scanner, ``decode``: messages -> arrays,
+``matcher``: pure stamp pairing), ``types`` (frames, issues, the read report), ``conventions``
+(message types and ground-truth values both sides agree on).
 """
 
-from anomaly_seg_ros.bag.reader import (
-    DEFAULT,
-    BagFrame,
-    BagIssue,
-    BagReader,
-    BagReadReport,
-    bag_info,
-    read_bag,
-)
+from anomaly_seg_ros.bag.reader import BagReader, bag_info, read_bag
+from anomaly_seg_ros.bag.types import DEFAULT, BagFrame, BagIssue, BagReadReport
 from anomaly_seg_ros.bag.writer import BAG_VERSION, STORAGES, BagTopics, write_bag
 
 __all__ = [

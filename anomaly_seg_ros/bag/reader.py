@@ -17,33 +17,37 @@ raises :class:`~anomaly_seg_ros.errors.BagError`). Every problem is named by top
 - ``failure``: the bag is truncated or corrupt; reading stopped there. A truncated MCAP file (no
   footer, which rosbags needs) is scanned from the start instead, so the frames before the cut are
   still yielded.
+
+This module composes the parts: :mod:`~anomaly_seg_ros.bag.sources` (opening the bag),
+:mod:`~anomaly_seg_ros.bag.decode` (messages to arrays), :mod:`~anomaly_seg_ros.bag.matcher` (stamp
+pairing) and :mod:`~anomaly_seg_ros.bag.types` (what comes back).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any
 
 import numpy as np
 
-from anomaly_seg_ros.bag._common import (
-    COMPRESSED_TYPE,
-    GT_ENCODINGS,
-    IMAGE_TYPE,
-    IMAGE_TYPES,
-    bad_gt_values,
-    hw,
-    require_rosbags,
-    ros2_typestore,
+from anomaly_seg_ros.bag.conventions import COMPRESSED_TYPE, IMAGE_TYPE, IMAGE_TYPES, exception_text, hw
+from anomaly_seg_ros.bag.decode import decode_ground_truth, decode_image, header_stamp_ns
+from anomaly_seg_ros.bag.matcher import (
+    IMAGE,
+    DuplicateStamp,
+    Match,
+    MatchEvent,
+    StampBackwards,
+    StampMatcher,
+    StampRepeats,
+    Unmatched,
 )
-from anomaly_seg_ros.bag._mcap_salvage import McapChannel, McapMessage, McapSalvage, McapSchema
+from anomaly_seg_ros.bag.sources import BagSource, SalvageSource, SourceFailure, open_source, topic_list
+from anomaly_seg_ros.bag.types import DEFAULT, BagFrame, BagIssue, BagReadReport, DefaultTopic
 from anomaly_seg_ros.bag.writer import BagTopics
 from anomaly_seg_ros.data.sample import Sample
-from anomaly_seg_ros.errors import BagError, CodecError
-from anomaly_seg_ros.ros.codec import compressed_to_rgb, image_to_rgb
+from anomaly_seg_ros.errors import BagError
 
 __all__ = ['DEFAULT', 'BagFrame', 'BagIssue', 'BagReadReport', 'BagReader', 'bag_info', 'read_bag']
 
@@ -53,353 +57,10 @@ _GT_WORD = {'anomaly': 'anomaly', 'labels': 'label'}
 # have come after the image: one stray or out-of-order message does not release it too early.
 _LAG = 2
 
-
-class _Default:
-    """Marker for a ground-truth topic argument left at its default: the BagTopics name if the bag has it."""
-
-    def __repr__(self) -> str:
-        return 'DEFAULT'
-
-
-DEFAULT: Any = _Default()
-
-
-@dataclass
-class BagFrame:
-    """One image message with its ground truth.
-
-    index:    index of the image message in the image topic (0-based, bag order).
-    stamp_ns: its header stamp in nanoseconds.
-    sample:   image decoded to RGB; labels / anomaly from the ground-truth topics (None if absent);
-              name ``'<bag name>-<index:06d>'``.
-    frame_id: its header frame_id.
-    """
-
-    index: int
-    stamp_ns: int
-    sample: Sample
-    frame_id: str
-
-
-class BagIssue(NamedTuple):
-    """One problem: the topic, the message index in that topic (None: not tied to a message), why."""
-
-    topic: str
-    # a public field name that shadows tuple.index(); NamedTuple allows it at runtime
-    index: int | None  # type: ignore[assignment]
-    reason: str
-
-    def __str__(self) -> str:
-        if self.index is None:
-            return f'{self.topic}: {self.reason}'
-        return f'{self.topic} message {self.index}: {self.reason}'
-
-
-@dataclass
-class BagReadReport:
-    """What :class:`BagReader` read and what it skipped, with reasons. Complete once ``finished``."""
-
-    path: str
-    storage: str = ''
-    image_topic: str = ''
-    anomaly_topic: str | None = None
-    labels_topic: str | None = None
-    frames: int = 0  # frames yielded
-    messages: dict[str, int] = field(default_factory=dict)  # messages read per topic
-    skipped: list[BagIssue] = field(default_factory=list)
-    warnings: list[BagIssue] = field(default_factory=list)
-    unmatched: dict[str, list[int]] = field(default_factory=dict)  # GT topic -> message indices
-    failure: BagIssue | None = None  # truncated/corrupt bag: where reading stopped and why
-    notes: list[str] = field(default_factory=list)
-    finished: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when everything was read and nothing was skipped, suspicious or unmatched."""
-        return self.finished and not (self.skipped or self.warnings or self.failure or any(self.unmatched.values()))
-
-    @property
-    def issues(self) -> list[BagIssue]:
-        """Every problem as (topic, index, reason): skipped, warnings, unmatched, then the failure."""
-        out = [*self.skipped, *self.warnings]
-        for topic, indices in self.unmatched.items():
-            out.extend(BagIssue(topic, i, 'no image message with the same header stamp') for i in indices)
-        if self.failure is not None:
-            out.append(self.failure)
-        return out
-
-    def summary(self) -> str:
-        """A few human-readable lines."""
-        lines = [
-            f'bag {self.path} ({self.storage}): {self.frames} frames from {self.image_topic}'
-            f' (anomaly: {self.anomaly_topic}, labels: {self.labels_topic})',
-            '  messages read: ' + ', '.join(f'{t} {n}' for t, n in self.messages.items()),
-        ]
-        lines += [f'  skipped {x}' for x in self.skipped]
-        lines += [f'  warning {x}' for x in self.warnings]
-        lines += [f'  unmatched {t} messages {idx}' for t, idx in self.unmatched.items() if idx]
-        if self.failure is not None:
-            lines.append(f'  FAILED {self.failure}')
-        lines += [f'  note: {x}' for x in self.notes]
-        if not self.finished:
-            lines.append('  (not read to the end)')
-        return '\n'.join(lines)
-
-
-# --------------------------------------------------------------------------- sources
-
-
-class _OpenFailure(Exception):
-    pass
-
-
-class _SourceFailure(Exception):
-    pass
-
-
-def _stamp_ns(msg: Any) -> int:
-    stamp = msg.header.stamp
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def _fmt_ns(ns: int) -> str:
-    sec, nsec = divmod(int(ns), 1_000_000_000)
-    return f'{sec}.{nsec:09d}'
-
-
-def _exc_text(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
-
-
-class _AnyReaderSource:
-    """A bag rosbags can open: rosbag2 directory (mcap/sqlite3) or ROS 1 .bag file."""
-
-    failure: str | None = None
-
-    def __init__(self, path: Path) -> None:
-        require_rosbags()
-        from rosbags.highlevel import AnyReader  # noqa: PLC0415
-
-        try:
-            self.reader = AnyReader([path], default_typestore=ros2_typestore())
-            self.reader.open()
-        except Exception as exc:  # noqa: BLE001 - rosbags raises many types for bad files
-            raise _OpenFailure(_exc_text(exc)) from None
-        try:
-            self.topics: dict[str, tuple[str, int | None]] = {
-                name: (info.msgtype or '?', info.msgcount) for name, info in self.reader.topics.items()
-            }
-            self.storage = self._storage()
-            self.start_ns = self.reader.start_time if self.reader.message_count else None
-            # rosbags' end_time is one past the last message
-            self.end_ns = self.reader.end_time - 1 if self.reader.message_count else None
-        except Exception as exc:  # noqa: BLE001
-            self.close()
-            raise _OpenFailure(_exc_text(exc)) from None
-
-    def _storage(self) -> str:
-        if not self.reader.is2:
-            return 'rosbag1'
-        names: set[str] = set()
-        for r in self.reader.readers:  # rosbags Reader -> DirectoryReader (-> storages) or a storage file reader
-            storage = getattr(r, 'storage', None)
-            names.update(type(s).__name__ for s in (getattr(storage, 'storages', None) or [storage]))
-        if names == {'McapReader'}:
-            return 'mcap'
-        if names == {'Sqlite3Reader'}:
-            return 'sqlite3'
-        return 'rosbag2'
-
-    def messages(self, topics: set[str]) -> Iterator[tuple[str, str, int, Any]]:
-        conns = [c for c in self.reader.connections if c.topic in topics]
-        if not conns:
-            return
-        gen = self.reader.messages(connections=conns)
-        while True:
-            try:
-                conn, timestamp, raw = next(gen)
-            except StopIteration:
-                return
-            except Exception as exc:  # noqa: BLE001 - a corrupt file surfaces as any exception type
-                raise _SourceFailure(_exc_text(exc)) from None
-            yield conn.topic, conn.msgtype, timestamp, raw
-
-    def deserialize(self, raw: Any, msgtype: str) -> Any:
-        return self.reader.deserialize(raw, msgtype)
-
-    def close(self) -> None:
-        try:
-            self.reader.close()
-        except Exception:  # noqa: BLE001, S110 - closing a half-open reader may fail; nothing to do
-            pass
-
-
-class _SalvageSource:
-    """An MCAP file read by scanning (rosbags could not open it): what is intact before the damage."""
-
-    storage = 'mcap (scanned)'
-
-    def __init__(self, mcap: Path, open_error: str) -> None:
-        self.mcap = mcap
-        self.open_error = open_error
-        scan = McapSalvage(mcap)
-        counts: dict[int, int] = {}
-        first = last = None
-        for rec in scan:
-            if isinstance(rec, McapMessage):
-                counts[rec.channel_id] = counts.get(rec.channel_id, 0) + 1
-                first = rec.log_time if first is None else min(first, rec.log_time)
-                last = rec.log_time if last is None else max(last, rec.log_time)
-        if not scan.channels:
-            raise _OpenFailure(f'{open_error}; scanning {mcap.name} found no readable channel ({scan.error})')
-        self.failure = scan.error
-        self.start_ns, self.end_ns = first, last
-        # counts of the intact messages: exactly what messages() will yield
-        self.topics: dict[str, tuple[str, int | None]] = {}
-        for cid, ch in scan.channels.items():
-            msgtype = scan.schemas[ch.schema_id].name if ch.schema_id in scan.schemas else '?'
-            prev = self.topics.get(ch.topic, (msgtype, 0))[1] or 0
-            self.topics[ch.topic] = (msgtype, prev + counts.get(cid, 0))
-        # topics declared in metadata.yaml whose channel record was lost to the damage: 0 intact messages
-        for topic, msgtype in self._metadata_topics(mcap.parent / 'metadata.yaml').items():
-            self.topics.setdefault(topic, (msgtype, 0))
-        self.typestore = self._typestore(scan.schemas.values())
-
-    @staticmethod
-    def _metadata_topics(yamlpath: Path) -> dict[str, str]:
-        try:
-            from ruamel.yaml import YAML  # noqa: PLC0415 - a rosbags dependency
-
-            info = YAML(typ='safe').load(yamlpath.read_text())['rosbag2_bagfile_information']
-            return {
-                str(x['topic_metadata']['name']): str(x['topic_metadata']['type'])
-                for x in info['topics_with_message_count']
-            }
-        except Exception:  # noqa: BLE001 - no or unreadable metadata.yaml: rely on the scan alone
-            return {}
-
-    @staticmethod
-    def _typestore(schemas: Any) -> Any:
-        from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore  # noqa: PLC0415
-
-        try:
-            typs: dict[str, Any] = {}
-            for s in schemas:
-                if s.encoding == 'ros2msg':
-                    typs.update(get_types_from_msg(s.data, s.name))
-                elif s.encoding == 'ros2idl':
-                    typs.update(get_types_from_idl(s.data))
-            store = get_typestore(Stores.EMPTY)
-            store.register(typs)
-            if all(t in store.types for t in IMAGE_TYPES):
-                return store
-        except Exception:  # noqa: BLE001, S110 - fall back to the Humble definitions below
-            pass
-        return ros2_typestore()
-
-    def messages(self, topics: set[str]) -> Iterator[tuple[str, str, int, Any]]:
-        scan = McapSalvage(self.mcap)
-        channels: dict[int, McapChannel] = {}
-        schemas: dict[int, McapSchema] = {}
-        for rec in scan:
-            if isinstance(rec, McapSchema):
-                schemas[rec.id] = rec
-            elif isinstance(rec, McapChannel):
-                channels[rec.id] = rec
-            elif (ch := channels.get(rec.channel_id)) is not None and ch.topic in topics:
-                msgtype = schemas[ch.schema_id].name if ch.schema_id in schemas else '?'
-                yield ch.topic, msgtype, rec.log_time, rec.data
-        if scan.error is not None:
-            raise _SourceFailure(f'{self.open_error}; scanning {self.mcap.name}: {scan.error}')
-
-    def deserialize(self, raw: Any, msgtype: str) -> Any:
-        return self.typestore.deserialize_cdr(raw, msgtype)
-
-    def close(self) -> None:
-        pass
-
-
-def _single_mcap(path: Path) -> Path | None:
-    if path.is_file() and path.suffix == '.mcap':
-        return path
-    if path.is_dir():
-        found = sorted(path.glob('*.mcap'))
-        if len(found) == 1:
-            return found[0]
-    return None
-
-
-def _open_source(path: Path) -> _AnyReaderSource | _SalvageSource:
-    if not path.exists():
-        raise BagError(f'bag {path} does not exist')
-    try:
-        return _AnyReaderSource(path)
-    except _OpenFailure as exc:
-        mcap = _single_mcap(path)
-        if mcap is None:
-            raise BagError(f'cannot read bag {path}: {exc}') from None
-        try:
-            return _SalvageSource(mcap, f'rosbags cannot open it ({exc})')
-        except _OpenFailure as exc2:
-            raise BagError(f'cannot read bag {path}: {exc2}') from None
-
-
-def _topic_list(topics: dict[str, tuple[str, int | None]]) -> str:
-    if not topics:
-        return '(none)'
-    return ', '.join(f'{t} ({ty}, {n} msgs)' for t, (ty, n) in sorted(topics.items()))
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-def _decode_image(msg: Any, msgtype: str) -> np.ndarray:
-    if msgtype == COMPRESSED_TYPE:
-        rgb = compressed_to_rgb(msg.format, msg.data)
-    else:
-        rgb = image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
-    return rgb if rgb.flags.writeable else rgb.copy()
-
-
-def _decode_gt(role: str, msg: Any, msgtype: str) -> tuple[np.ndarray | None, str | None]:
-    """(array, None) or (None, reason)."""
-    try:
-        if msgtype == COMPRESSED_TYPE:
-            fmt = str(msg.format).lower()
-            if 'png' not in fmt:
-                return None, f'compressed ground truth must be png (lossless), format is {msg.format!r}'
-            arr = compressed_to_rgb(msg.format, msg.data)[:, :, 0]
-        else:
-            if str(msg.encoding).strip().lower() not in GT_ENCODINGS:
-                return None, f'ground-truth encoding {msg.encoding!r}, expected mono8'
-            arr = image_to_rgb('mono8', msg.height, msg.width, msg.step, msg.data)[:, :, 0]
-    except CodecError as exc:
-        return None, f'cannot decode: {exc}'
-    arr = np.ascontiguousarray(arr)
-    bad = bad_gt_values(role, arr)
-    return (None, bad) if bad is not None else (arr, None)
-
-
-@dataclass
-class _GT:
-    index: int
-    stamp: int
-    arr: np.ndarray | None
-    bad: str | None
-
-
-@dataclass
-class _Pending:
-    index: int
-    stamp: int
-    frame_id: str
-    image: np.ndarray | None  # None: undecodable, already reported
-    gt: dict[str, _GT] = field(default_factory=dict)
-    later: dict[str, int] = field(default_factory=dict)  # per role: GT messages with a later stamp that came after it
-
-
-# --------------------------------------------------------------------------- reader
+# what the matcher carries: the decoded image with its frame_id (None: undecodable, already reported),
+# and the decoded ground truth or the reason it is unusable
+_ImagePayload = tuple[np.ndarray | None, str]
+_TruthPayload = tuple[np.ndarray | None, str | None]
 
 
 class BagReader:
@@ -435,7 +96,7 @@ class BagReader:
             raise BagError(f'window must be >= 1, got {window!r}')
         self.window = int(window)
         self.report = BagReadReport(path=str(self.path))
-        source = _open_source(self.path)
+        source = open_source(self.path)
         try:
             self._resolve(source, image_topic, anomaly_topic, labels_topic)
             if source.failure is not None and self.strict:
@@ -449,15 +110,15 @@ class BagReader:
         finally:
             source.close()
         # a scanned (salvaged) MCAP holds no open file: keep it rather than scanning it again
-        self._salvage = source if isinstance(source, _SalvageSource) else None
+        self._salvage = source if isinstance(source, SalvageSource) else None
         if self._salvage is not None:
             self.report.notes.append(f'read by scanning {self._salvage.mcap.name}: {self._salvage.open_error}')
         self._gen: Iterator[BagFrame] | None = None
 
     # ------------------------------------------------------------------ topics
 
-    def _resolve(self, source: Any, image_topic: str | None, anomaly_topic: Any, labels_topic: Any) -> None:
-        topics: dict[str, tuple[str, int | None]] = source.topics
+    def _resolve(self, source: BagSource, image_topic: str | None, anomaly_topic: Any, labels_topic: Any) -> None:
+        topics = source.topics
         self.report.storage = source.storage
         # message counts tell when a ground-truth topic is used up; a damaged bag's counts do not
         # (what was lost would have come later), so there images wait for the lag or the end
@@ -467,12 +128,10 @@ class BagReader:
         def gt(arg: Any, default: str, role: str) -> str | None:
             if arg is None:
                 return None
-            if isinstance(arg, _Default):
+            if isinstance(arg, DefaultTopic):
                 return default if default in topics and topics[default][0] in IMAGE_TYPES else None
             if arg not in topics:
-                raise BagError(
-                    f'bag {self.path}: {role} topic {arg!r} is not in the bag; topics: {_topic_list(topics)}'
-                )
+                raise BagError(f'bag {self.path}: {role} topic {arg!r} is not in the bag; topics: {topic_list(topics)}')
             if topics[arg][0] not in IMAGE_TYPES:
                 raise BagError(
                     f'bag {self.path}: {role} topic {arg!r} has type {topics[arg][0]}, expected {IMAGE_TYPE}'
@@ -488,12 +147,12 @@ class BagReader:
                 what = 'no' if not candidates else f'{len(candidates)}'
                 raise BagError(
                     f'bag {self.path}: {what} image topics to choose from '
-                    f'({", ".join(candidates) or "none"}); pass image_topic. Topics: {_topic_list(topics)}'
+                    f'({", ".join(candidates) or "none"}); pass image_topic. Topics: {topic_list(topics)}'
                 )
             image_topic = candidates[0]
         elif image_topic not in topics:
             raise BagError(
-                f'bag {self.path}: image topic {image_topic!r} is not in the bag; topics: {_topic_list(topics)}'
+                f'bag {self.path}: image topic {image_topic!r} is not in the bag; topics: {topic_list(topics)}'
             )
         elif topics[image_topic][0] not in IMAGE_TYPES:
             raise BagError(
@@ -542,13 +201,15 @@ class BagReader:
 
     def _frames(self) -> Iterator[BagFrame]:
         rep = self.report
-        source = self._salvage if self._salvage is not None else _open_source(self.path)
+        source: BagSource = self._salvage if self._salvage is not None else open_source(self.path)
         roles_by_topic = {self._role_topic[r]: r for r in self._roles}
         counters = {t: 0 for t in rep.messages}
-        self._pending: deque[_Pending] = deque()
-        self._buffers: dict[str, OrderedDict[int, _GT]] = {r: OrderedDict() for r in self._roles}
-        self._gt_seen = dict.fromkeys(self._roles, 0)
-        self._prev_stamp: tuple[int, int] | None = None  # (stamp, index) of the previous image
+        self._matcher: StampMatcher[_ImagePayload, _TruthPayload] = StampMatcher(
+            self._roles,
+            window=self.window,
+            totals={r: self._totals.get(self._role_topic[r]) for r in self._roles},
+            lag=_LAG,
+        )
         self._failed = False  # the bag broke off: images still waiting for ground truth lost it
         bar = None
         if self.progress:
@@ -563,18 +224,17 @@ class BagReader:
                     rep.messages[topic] = counters[topic]
                     try:
                         msg = source.deserialize(raw, msgtype)
-                        stamp = _stamp_ns(msg)
+                        stamp = header_stamp_ns(msg)
                     except Exception as exc:  # noqa: BLE001 - corrupt message bytes: any exception type
-                        self._problem(rep.skipped, topic, index, f'cannot deserialize {msgtype}: {_exc_text(exc)}')
+                        self._problem(rep.skipped, topic, index, f'cannot deserialize {msgtype}: {exception_text(exc)}')
                         continue
                     if topic == self.image_topic:
                         if bar is not None:
                             bar.update(1)
-                        self._on_image(index, stamp, msg, msgtype)
+                        yield from self._on_image(index, stamp, msg, msgtype)
                     else:
-                        self._on_gt(roles_by_topic[topic], index, stamp, msg, msgtype)
-                    yield from self._release(force=False)
-            except _SourceFailure as exc:
+                        yield from self._on_ground_truth(roles_by_topic[topic], index, stamp, msg, msgtype)
+            except SourceFailure as exc:
                 n = counters[self.image_topic]
                 where = f'after {self.image_topic} message {n - 1}' if n else f'before any {self.image_topic} message'
                 issue = BagIssue(self.image_topic, n, f'bag truncated or corrupt, reading stopped {where}: {exc}')
@@ -598,12 +258,9 @@ class BagReader:
                     rep.failure = issue
                     self._failed = True
                     break
-        yield from self._release(force=True)
-        for role in self._roles:
-            topic = self._role_topic[role]
-            rep.unmatched[topic].extend(g.index for g in self._buffers[role].values())
-            rep.unmatched[topic].sort()
-            self._buffers[role].clear()
+        yield from self._handle(self._matcher.finish())
+        for indices in rep.unmatched.values():
+            indices.sort()
         rep.finished = True
         if self.strict:
             for topic, indices in rep.unmatched.items():
@@ -613,130 +270,84 @@ class BagReader:
                         'no image message with the same header stamp'
                     )
 
-    def _on_image(self, index: int, stamp: int, msg: Any, msgtype: str) -> None:
-        rep = self.report
-        if self._prev_stamp is not None:
-            prev, prev_index = self._prev_stamp
-            if stamp < prev:
-                self._problem(
-                    rep.warnings,
-                    self.image_topic,
-                    index,
-                    f'stamp {_fmt_ns(stamp)} < previous {_fmt_ns(prev)} (message {prev_index})',
-                )
-            elif stamp == prev:
-                self._problem(
-                    rep.warnings, self.image_topic, index, f'stamp {_fmt_ns(stamp)} repeats message {prev_index}'
-                )
-        self._prev_stamp = (stamp, index)
-        image: np.ndarray | None
-        try:
-            image = _decode_image(msg, msgtype)
-        except CodecError as exc:
-            self._problem(rep.skipped, self.image_topic, index, f'cannot decode image: {exc}')
-            image = None
-        except Exception as exc:  # noqa: BLE001 - a message missing fields
-            self._problem(rep.skipped, self.image_topic, index, f'cannot decode image: {_exc_text(exc)}')
-            image = None
-        entry = _Pending(index, stamp, str(msg.header.frame_id), image)
-        for role in self._roles:
-            gt = self._buffers[role].pop(stamp, None)
-            if gt is not None:
-                entry.gt[role] = gt
-        self._pending.append(entry)
-
-    def _on_gt(self, role: str, index: int, stamp: int, msg: Any, msgtype: str) -> None:
-        topic = self._role_topic[role]
-        self._gt_seen[role] += 1
-        arr, bad = _decode_gt(role, msg, msgtype)
+    def _on_image(self, index: int, stamp: int, msg: Any, msgtype: str) -> Iterator[BagFrame]:
+        image, bad = decode_image(msg, msgtype)
+        events = self._matcher.push(IMAGE, stamp, index, (image, str(msg.header.frame_id)))
+        # report order as found: the stamp check, then the decoding, then the frames this lets go
+        yield from self._handle(e for e in events if not isinstance(e, Match))
         if bad is not None:
-            self._problem(self.report.skipped, topic, index, bad)
-        gt = _GT(index, stamp, arr, bad)
-        for entry in self._pending:
-            if role not in entry.gt and stamp > entry.stamp:
-                entry.later[role] = entry.later.get(role, 0) + 1
-        for entry in self._pending:
-            if entry.stamp == stamp and role not in entry.gt:
-                entry.gt[role] = gt
-                return
-        buf = self._buffers[role]
-        if stamp in buf:
-            self._problem(
-                self.report.skipped,
-                topic,
-                index,
-                f'header stamp {_fmt_ns(stamp)} repeats message {buf[stamp].index} of this topic',
-            )
-            return
-        buf[stamp] = gt
-        if len(buf) > self.window:
-            _, old = buf.popitem(last=False)
-            self.report.unmatched[topic].append(old.index)
+            self._problem(self.report.skipped, self.image_topic, index, bad)
+        yield from self._handle(e for e in events if isinstance(e, Match))
 
-    def _complete(self, entry: _Pending) -> bool:
-        for role in self._roles:
-            if role in entry.gt:
-                continue
-            total = self._totals.get(self._role_topic[role])
-            if total is not None and self._gt_seen[role] >= total:
-                continue  # every message of this topic has been read
-            if entry.later.get(role, 0) >= _LAG:
-                continue  # this topic has moved past the image's stamp
-            return False
-        return True
+    def _on_ground_truth(self, role: str, index: int, stamp: int, msg: Any, msgtype: str) -> Iterator[BagFrame]:
+        arr, bad = decode_ground_truth(role, msg, msgtype)
+        if bad is not None:
+            self._problem(self.report.skipped, self._role_topic[role], index, bad)
+        yield from self._handle(self._matcher.push(role, stamp, index, (arr, bad)))
 
-    def _release(self, force: bool) -> Iterator[BagFrame]:
-        while self._pending:
-            entry = self._pending[0]
-            if not (force or len(self._pending) > self.window or self._complete(entry)):
-                return
-            self._pending.popleft()
-            frame = self._emit(entry)
-            if frame is not None:
-                yield frame
-
-    def _emit(self, entry: _Pending) -> BagFrame | None:
+    def _handle(self, events: Iterable[MatchEvent[_ImagePayload, _TruthPayload]]) -> Iterator[BagFrame]:
+        """Report the matcher's problems and turn its matches into frames."""
         rep = self.report
-        if entry.image is None:
+        for event in events:
+            if isinstance(event, Match):
+                frame = self._emit(event)
+                if frame is not None:
+                    yield frame
+            elif isinstance(event, (StampBackwards, StampRepeats)):
+                self._problem(rep.warnings, self.image_topic, event.index, event.reason)
+            elif isinstance(event, DuplicateStamp):
+                self._problem(rep.skipped, self._role_topic[event.role], event.index, event.reason)
+            elif isinstance(event, Unmatched):
+                rep.unmatched[self._role_topic[event.role]].append(event.index)  # strict raises at the end
+
+    def _emit(self, match: Match[_ImagePayload, _TruthPayload]) -> BagFrame | None:
+        rep = self.report
+        image, frame_id = match.payload
+        if image is None:
             return None  # undecodable image, already reported; its ground truth is used up with it
-        if self._failed and (lost := [self._role_topic[r] for r in self._roles if r not in entry.gt]):
+        gts = match.ground_truth
+        if self._failed and (lost := [self._role_topic[r] for r in self._roles if r not in gts]):
             rep.skipped.append(
                 BagIssue(
                     self.image_topic,
-                    entry.index,
+                    match.index,
                     f'frame skipped: its ground truth ({", ".join(map(str, lost))}) '
                     'was not read before the bag broke off',
                 )
             )
             return None
-        for role, gt in entry.gt.items():
-            if gt.bad is not None:
+        for role, gt in gts.items():
+            if gt.payload[1] is not None:
                 self._problem(
                     rep.skipped,
                     self.image_topic,
-                    entry.index,
+                    match.index,
                     f'frame skipped: its {role} ({self._role_topic[role]} message {gt.index}) is unusable',
                 )
                 return None
-        for role, gt in entry.gt.items():
-            arr = cast(np.ndarray, gt.arr)  # decoded: entries with a bad (undecoded) GT returned above
-            if arr.shape != entry.image.shape[:2]:
+        arrays: dict[str, np.ndarray] = {}
+        for role, gt in gts.items():
+            arr = gt.payload[0]
+            if arr is None:  # cannot happen: a ground truth without an array has a reason, handled above
+                raise BagError(f'bag {self.path}: {self._role_topic[role]} message {gt.index} has no array')
+            if arr.shape != image.shape[:2]:
                 self._problem(
                     rep.skipped,
                     self._role_topic[role],
                     gt.index,
-                    f'{_GT_WORD[role]} {hw(arr)} vs image {hw(entry.image)} (HxW; image '
-                    f'{self.image_topic} message {entry.index}): frame skipped',
+                    f'{_GT_WORD[role]} {hw(arr)} vs image {hw(image)} (HxW; image '
+                    f'{self.image_topic} message {match.index}): frame skipped',
                 )
                 return None
+            arrays[role] = arr
         sample = Sample(
-            image=entry.image,
-            labels=entry.gt['labels'].arr if 'labels' in entry.gt else None,
-            anomaly=entry.gt['anomaly'].arr if 'anomaly' in entry.gt else None,
-            name=f'{self.path.stem}-{entry.index:06d}',
+            image=image,
+            labels=arrays.get('labels'),
+            anomaly=arrays.get('anomaly'),
+            name=f'{self.path.stem}-{match.index:06d}',
         )
         rep.frames += 1
-        return BagFrame(entry.index, entry.stamp, sample, entry.frame_id)
+        return BagFrame(match.index, match.stamp, sample, frame_id)
 
 
 def read_bag(
@@ -770,7 +381,7 @@ def bag_info(path: Path | str) -> dict[str, Any]:
     start_ns, end_ns, duration_s (last - first bag timestamp), and failure (None, or why a truncated
     MCAP could only be read in part; counts then are those of the intact part)."""
     path = Path(path)
-    source = _open_source(path)
+    source = open_source(path)
     try:
         topics = {t: {'type': ty, 'count': n} for t, (ty, n) in sorted(source.topics.items())}
         start, end = source.start_ns, source.end_ns

@@ -22,18 +22,18 @@ from typing import Any, Final
 
 import numpy as np
 
-from anomaly_seg_ros.bag._common import (
+from anomaly_seg_ros.bag.conventions import (
     COMPRESSED_TYPE,
     IMAGE_TYPE,
     bad_gt_values,
     hw,
     require_rosbags,
     ros2_typestore,
-    split_ns,
 )
 from anomaly_seg_ros.data.sample import Sample
 from anomaly_seg_ros.errors import BagError, CodecError
-from anomaly_seg_ros.ros.codec import encode_compressed, rgb_to_image
+from anomaly_seg_ros.io.image_codec import encode_compressed, rgb_to_image
+from anomaly_seg_ros.stamps import STAMP0_NS, frame_stamp, split_ns
 
 __all__ = ['BAG_VERSION', 'STORAGES', 'BagTopics', 'write_bag']
 
@@ -60,10 +60,6 @@ class BagTopics:
         if compressed and not self.image.endswith('/compressed'):
             return f'{self.image.rstrip("/")}/compressed'
         return self.image
-
-
-def _stamp(start_ns: int, i: int, rate_hz: float) -> int:
-    return int(start_ns) + round(i * 1_000_000_000 / rate_hz)
 
 
 def _check_sample(sample: Any, i: int) -> Sample:
@@ -101,15 +97,16 @@ def write_bag(
     rate_hz: float = 10.0,
     topics: BagTopics = BagTopics(),
     frame_id: str = 'camera',
-    start_ns: int = 1_700_000_000_000_000_000,
+    start_ns: int = STAMP0_NS,
     jpeg_quality: int = 90,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write ``samples`` as a rosbag2 directory ``out``; return a summary of what was written.
 
-    Frame ``i`` gets header stamp ``start_ns + round(i * 1e9 / rate_hz)`` on all of its messages, and
-    that stamp as bag timestamp. ``compressed`` is None (raw rgb8 Image), 'jpeg' or 'png'. Ground
-    truth is written per frame when the sample has it (a topic appears only if some frame has it).
+    Frame ``i`` gets header stamp :func:`anomaly_seg_ros.stamps.frame_stamp` ``(i, rate_hz, start_ns)``
+    = ``start_ns + round(i * 1e9 / rate_hz)`` on all of its messages, and that stamp as bag timestamp.
+    ``compressed`` is None (raw rgb8 Image), 'jpeg' or 'png'. Ground truth is written per frame when
+    the sample has it (a topic appears only if some frame has it).
     Samples are checked as they are written (HxWx3 uint8 image; uint8 labels/anomaly of the image's
     size with values in their encoding); a bad sample raises :class:`BagError` naming its index and
     name, and the partly written bag is removed.
@@ -198,7 +195,7 @@ def write_bag(
             bar = tqdm(total=total, desc=f'write {out.name}', unit='frame')
         for i, raw in enumerate(all_samples()):
             sample = _check_sample(raw, i)
-            stamp = _stamp(start_ns, i, rate_hz)
+            stamp = frame_stamp(i, rate_hz, start_ns)
             sec, nanosec = split_ns(stamp)
             header = Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
             h, w = sample.image.shape[:2]

@@ -30,7 +30,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..config import shipped_config_file
-from .codec import rgb_to_image
+from ..io.image_codec import rgb_to_image
 
 __all__ = ['FrameClient', 'NodeProcess', 'OUTPUT_TOPICS', 'Received', 'isolated_ros_env']
 

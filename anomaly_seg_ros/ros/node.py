@@ -27,9 +27,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from ..classes import colorize
 from ..config import NodeConfig
 from ..errors import AnomalySegError, CodecError, ConfigError
+from ..io.image_codec import compressed_msg_to_rgb, image_msg_to_rgb
 from ..pipeline import STAGES, Pipeline
 from ..viz import heatmap_overlay
-from .codec import compressed_msg_to_rgb, image_msg_to_rgb
 from .messages import image_msg
 
 __all__ = ['AnomalySegNode', 'main']

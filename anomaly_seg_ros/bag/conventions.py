@@ -1,4 +1,4 @@
-"""Shared by the bag writer and reader: rosbags import, message type names, ground-truth checks."""
+"""What the bag writer and reader agree on: message type names, the rosbags typestore, ground-truth values."""
 
 from __future__ import annotations
 
@@ -8,6 +8,19 @@ import numpy as np
 
 from anomaly_seg_ros.classes import ANOMALY_ID, ANOMALY_IGNORE, ANOMALY_IN_DIST, IGNORE_ID, NUM_CLASSES
 from anomaly_seg_ros.errors import BagError
+
+__all__ = [
+    'COMPRESSED_TYPE',
+    'GT_ENCODINGS',
+    'GT_VALID',
+    'IMAGE_TYPE',
+    'IMAGE_TYPES',
+    'bad_gt_values',
+    'exception_text',
+    'hw',
+    'require_rosbags',
+    'ros2_typestore',
+]
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -57,11 +70,12 @@ def bad_gt_values(kind: str, arr: np.ndarray) -> str | None:
     return f'{kind} values outside {GT_ALLOWED_TEXT[kind]}: {shown}{more}'
 
 
-def split_ns(stamp_ns: int) -> tuple[int, int]:
-    """Nanoseconds since the epoch -> (sec, nanosec) as builtin_interfaces/Time holds them."""
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    return sec, nanosec
-
-
 def hw(arr: np.ndarray) -> str:
+    """'HxW' of an image array, for messages."""
     return f'{arr.shape[0]}x{arr.shape[1]}'
+
+
+def exception_text(exc: BaseException) -> str:
+    """'Type: message' of a foreign exception (just the type when it has no message)."""
+    text = str(exc).strip()
+    return f'{type(exc).__name__}: {text}' if text else type(exc).__name__

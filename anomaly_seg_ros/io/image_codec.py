@@ -23,6 +23,25 @@ for integer v, so the integer formula used here matches OpenCV's rounding bit fo
 
 YUV 4:2:2 uses OpenCV's decoder (BT.601, limited range Y 16..235); :func:`rgb_to_image` packs
 with the inverse of the same matrix so round trips agree up to chroma subsampling.
+
+Why not rosbags-image (evaluated: 0.10.4, with rosbags 0.11.9, OpenCV 5.0, numpy 2.4; decision: keep
+this codec everywhere, no dependency added). A 2048x1024 frame per encoding as a rosbags Humble
+message, 50 reps, median ms on 2 CPU cores, ours / ``rosbags.image.image_to_cvimage(msg, 'rgb8')``:
+
+    rgb8 0.00 / 0.00 (both a zero-copy view of msg.data)   bgr8 0.11 / 0.11   rgba8 0.11 / 0.11
+    bgra8 0.13 / 0.13   mono8 0.09 / 0.08   mono16 2.1 / 9.0   bayer_*8 0.47-0.49 / 0.48-0.57
+    yuv422/uyvy/yuyv 0.42-0.44 / 0.43-0.45   jpeg 8.4 / 8.4   png 29.6 / 30.2 (compressed_image_to_cvimage)
+
+Results are bit-identical for every unpadded rgb8, bgr8, rgba8, bgra8, mono8, bayer_*8, YUV 4:2:2 and
+bgr-stored jpeg/png frame. It is not as good where it matters to us: it ignores ``step`` (a padded
+row gives a sheared image, 98% of pixels wrong, with no error); mono16 truncates (``v * 255/65535``)
+where cv_bridge rounds (half of all 16-bit values come out 1 lower); it ignores the CompressedImage
+format string (a jpeg stored as rgb8 comes back with R and B swapped); bad input raises TypeError,
+cv2.error or a bare AssertionError (gone under ``python -O``) instead of a CodecError. Before this
+comparison our bgr8/rgba8/bgra8/mono8 decoding was a numpy copy of a reversed-stride view (6.6, 7.1,
+6.8, 4.5 ms): their speed there came from ``cv2.cvtColor``, which this module now calls itself, so
+nothing is left that the package would add. Measured with a throwaway script: frames made by
+:func:`rgb_to_image`, results compared for exact equality, zero-copy checked with ``np.shares_memory``.
 """
 
 from __future__ import annotations
@@ -59,6 +78,13 @@ _YUV_TO_CV: dict[str, int] = {
     'uyvy': cv2.COLOR_YUV2RGB_UYVY,
     'yuyv': cv2.COLOR_YUV2RGB_YUY2,
     'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUY2,
+}
+
+# 3/4 channel encodings other than rgb8 -> OpenCV conversion to RGB (alpha dropped)
+_SWAP_TO_RGB: dict[str, int] = {
+    'bgr8': cv2.COLOR_BGR2RGB,
+    'rgba8': cv2.COLOR_RGBA2RGB,
+    'bgra8': cv2.COLOR_BGRA2RGB,
 }
 
 # encoding -> bytes per pixel
@@ -200,10 +226,9 @@ def image_to_rgb(
 
     if enc == 'mono16':
         px16 = rows.view('>u2' if is_bigendian else '<u2')
-        gray = _mono16_to_8(px16)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        return _cvt(_mono16_to_8(px16), cv2.COLOR_GRAY2RGB, enc)
     if enc == 'mono8':
-        return np.repeat(rows[:, :, None], 3, axis=2)
+        return _cvt(np.ascontiguousarray(rows), cv2.COLOR_GRAY2RGB, enc)
     if enc in _BAYER_TO_CV:
         return _cvt(np.ascontiguousarray(rows), _BAYER_TO_CV[enc], enc)
 
@@ -212,12 +237,8 @@ def image_to_rgb(
         return _cvt(np.ascontiguousarray(pix), _YUV_TO_CV[enc], enc)
     if enc == 'rgb8':
         return np.ascontiguousarray(pix)
-    if enc == 'bgr8':
-        return np.ascontiguousarray(pix[:, :, ::-1])
-    if enc == 'rgba8':
-        return np.ascontiguousarray(pix[:, :, :3])
-    # bgra8
-    return np.ascontiguousarray(pix[:, :, 2::-1])
+    # channel swaps through OpenCV: ~15x faster than a numpy copy of a reversed-stride view, same bytes
+    return _cvt(np.ascontiguousarray(pix), _SWAP_TO_RGB[enc], enc)
 
 
 def image_msg_to_rgb(msg: Any) -> np.ndarray:

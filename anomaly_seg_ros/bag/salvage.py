@@ -15,12 +15,13 @@ schema, 0x04 channel, 0x05 message, 0x06 chunk, 0x0F data end.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ['McapChannel', 'McapMessage', 'McapSalvage', 'McapSchema']
+__all__ = ['McapChannel', 'McapMessage', 'McapSalvage', 'McapSchema', 'ScanStopped', 'decompress_chunk']
 
 MAGIC = b'\x89MCAP0\r\n'
 
@@ -36,7 +37,7 @@ _MSG = struct.Struct('<HIQQ')  # channel id, sequence, log time, publish time
 _CHUNK = struct.Struct('<QQQI')  # start time, end time, uncompressed size, crc
 
 
-class _Stop(Exception):
+class ScanStopped(Exception):
     """The scan cannot go on: ``reason`` says why."""
 
 
@@ -63,17 +64,44 @@ class McapMessage:
     data: bytes
 
 
+def decompress_chunk(data: bytes, compression: str, size: int, crc: int) -> bytes:
+    """The records of a compressed chunk ('zstd' or 'lz4', the codecs MCAP names), checked against
+    the chunk's uncompressed size and CRC-32 (0: not recorded). Raises ``ScanStopped`` with the reason."""
+    try:
+        if compression == 'zstd':
+            try:
+                from compression import zstd  # type: ignore[import-not-found]  # noqa: PLC0415 - Python 3.14+
+            except ImportError:
+                from backports import zstd  # noqa: PLC0415 - a rosbags dependency before 3.14
+            raw = zstd.decompress(data)
+        elif compression == 'lz4':
+            import lz4.frame  # noqa: PLC0415 - a rosbags dependency
+
+            raw = lz4.frame.decompress(data)
+        else:
+            raise ScanStopped(f'unknown chunk compression {compression!r} (MCAP names zstd and lz4)')
+    except ScanStopped:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means: stop here
+        raise ScanStopped(f'cannot decompress {compression} chunk: {exc}') from None
+    if len(raw) != size:
+        raise ScanStopped(f'{compression} chunk decompresses to {len(raw)} bytes, its header says {size}')
+    if crc and zlib.crc32(raw) != crc:
+        raise ScanStopped(f'{compression} chunk fails its CRC check')
+    return bytes(raw)
+
+
 def _string(buf: memoryview, pos: int) -> tuple[str, int]:
     if pos + 4 > len(buf):
-        raise _Stop('string length runs past its record')
+        raise ScanStopped('string length runs past its record')
     (n,) = struct.unpack_from('<I', buf, pos)
     end = pos + 4 + n
     if end > len(buf):
-        raise _Stop('string runs past its record')
+        raise ScanStopped('string runs past its record')
     try:
         return bytes(buf[pos + 4 : end]).decode('utf-8'), end
     except UnicodeDecodeError:
-        raise _Stop('string is not utf-8') from None
+        raise ScanStopped('string is not utf-8') from None
 
 
 class McapSalvage:
@@ -100,12 +128,12 @@ class McapSalvage:
         while pos < len(buf):
             if pos + _REC.size > len(buf):
                 self.offset = base + pos
-                raise _Stop('chunk cut inside a record header')
+                raise ScanStopped('chunk cut inside a record header')
             op, length = _REC.unpack_from(buf, pos)
             body_start = pos + _REC.size
             if body_start + length > len(buf):
                 self.offset = base + pos
-                raise _Stop(f'chunk cut inside a record (opcode 0x{op:02x}, {length} bytes)')
+                raise ScanStopped(f'chunk cut inside a record (opcode 0x{op:02x}, {length} bytes)')
             body = buf[body_start : body_start + length]
             yield from self._record(op, body)
             pos = body_start + length
@@ -114,12 +142,12 @@ class McapSalvage:
     def _record(self, op: int, body: memoryview) -> Iterator[McapSchema | McapChannel | McapMessage]:
         if op == _OP_SCHEMA:
             if len(body) < 2:
-                raise _Stop('schema record too short')
+                raise ScanStopped('schema record too short')
             (sid,) = struct.unpack_from('<H', body, 0)
             name, pos = _string(body, 2)
             encoding, pos = _string(body, pos)
             if pos + 4 > len(body):
-                raise _Stop('schema record too short')
+                raise ScanStopped('schema record too short')
             (n,) = struct.unpack_from('<I', body, pos)
             data = bytes(body[pos + 4 : pos + 4 + n]).decode('utf-8', errors='replace')
             schema = McapSchema(sid, name, encoding, data)
@@ -127,7 +155,7 @@ class McapSalvage:
             yield schema
         elif op == _OP_CHANNEL:
             if len(body) < 4:
-                raise _Stop('channel record too short')
+                raise ScanStopped('channel record too short')
             cid, sid = struct.unpack_from('<HH', body, 0)
             topic, pos = _string(body, 4)
             encoding, pos = _string(body, pos)
@@ -136,7 +164,7 @@ class McapSalvage:
             yield channel
         elif op == _OP_MESSAGE:
             if len(body) < _MSG.size:
-                raise _Stop(f'message record of {len(body)} bytes is too short')
+                raise ScanStopped(f'message record of {len(body)} bytes is too short')
             cid, _seq, log_time, _pub = _MSG.unpack_from(body, 0)
             yield McapMessage(cid, log_time, bytes(body[_MSG.size :]))
         # every other record (indexes, attachments, metadata) carries no messages
@@ -144,38 +172,33 @@ class McapSalvage:
     def _chunk(self, bio: BinaryIO, length: int, start: int) -> Iterator[McapSchema | McapChannel | McapMessage]:
         head = bio.read(_CHUNK.size + 4)
         if len(head) < _CHUNK.size + 4:
-            raise _Stop('file ends inside a chunk header')
+            raise ScanStopped('file ends inside a chunk header')
         _t0, _t1, usize, crc = _CHUNK.unpack_from(head, 0)
         (clen,) = struct.unpack_from('<I', head, _CHUNK.size)
         compression = bio.read(clen)
         sizebuf = bio.read(8)
         if len(compression) < clen or len(sizebuf) < 8:
-            raise _Stop('file ends inside a chunk header')
+            raise ScanStopped('file ends inside a chunk header')
         compression_name = compression.decode('utf-8', errors='replace')
         (rsize,) = struct.unpack('<Q', sizebuf)
         records_start = bio.tell()
         available = max(0, self.size - records_start)
         if rsize > length:
-            raise _Stop(f'chunk records ({rsize} bytes) exceed the chunk record ({length} bytes)')
+            raise ScanStopped(f'chunk records ({rsize} bytes) exceed the chunk record ({length} bytes)')
         data = bio.read(min(rsize, available))
         complete = len(data) == rsize
         if compression_name:
             if not complete:
-                raise _Stop(
+                raise ScanStopped(
                     f'file ends inside a {compression_name}-compressed chunk '
                     f'({len(data)} of {rsize} bytes); a cut compressed chunk cannot be decoded'
                 )
-            try:
-                from rosbags.rosbag2.storage_mcap import decompress  # noqa: PLC0415
-
-                data = decompress(data, compression_name, usize, crc)
-            except Exception as exc:  # noqa: BLE001 - any decoder failure means: stop here
-                raise _Stop(f'cannot decompress {compression_name} chunk: {exc}') from None
+            data = decompress_chunk(data, compression_name, usize, crc)
             yield from self._records(memoryview(data), records_start)
         else:
             yield from self._records(memoryview(data), records_start)
             if not complete:
-                raise _Stop(f'file ends inside a chunk ({len(data)} of {rsize} bytes present)')
+                raise ScanStopped(f'file ends inside a chunk ({len(data)} of {rsize} bytes present)')
         _ = bio.seek(start + _REC.size + length)
 
     def __iter__(self) -> Iterator[McapSchema | McapChannel | McapMessage]:
@@ -189,23 +212,23 @@ class McapSalvage:
             _ = bio.seek(0)
             try:
                 if bio.read(len(MAGIC)) != MAGIC:
-                    raise _Stop('no MCAP magic at the start of the file')
+                    raise ScanStopped('no MCAP magic at the start of the file')
                 self.offset = len(MAGIC)
                 while True:
                     start = bio.tell()
                     self.offset = start
                     head = bio.read(_REC.size)
                     if not head:
-                        raise _Stop('file ends without a data-end or footer record')
+                        raise ScanStopped('file ends without a data-end or footer record')
                     if len(head) < _REC.size:
-                        raise _Stop('file ends inside a record header')
+                        raise ScanStopped('file ends inside a record header')
                     op, length = _REC.unpack(head)
                     if op in (_OP_FOOTER, _OP_DATA_END):
                         return
                     if start + _REC.size + length > self.size:
                         if op == _OP_CHUNK:
                             yield from self._chunk(bio, length, start)
-                        raise _Stop(
+                        raise ScanStopped(
                             f'file ends inside a record (opcode 0x{op:02x} of {length} bytes at offset {start})'
                         )
                     if op == _OP_CHUNK:
@@ -215,5 +238,5 @@ class McapSalvage:
                     else:  # header, indexes, attachments, metadata: no messages in them
                         _ = bio.seek(length, 1)
                     self.offset = bio.tell()
-            except _Stop as stop:
+            except ScanStopped as stop:
                 self.error = f'{stop} (byte {self.offset} of {self.size})'
