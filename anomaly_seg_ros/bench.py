@@ -81,7 +81,11 @@ def data_tool_latency(runs: int, size: tuple[int, int] = (1024, 512)) -> dict[st
     return {k: np.asarray(v) for k, v in rows.items()}
 
 
-def run_bench(model: str, scorer: str, frames: int, ros: bool, device: str) -> None:
+def run_bench(
+    model: str, scorer: str, frames: int, device: str
+) -> tuple[dict[tuple[int, int], dict[str, np.ndarray]], dict[tuple[int, int], list[np.ndarray]]]:
+    """Print the Pipeline and data-tool tables; return the Pipeline timings and the frames, per size, so the
+    node-overhead step (`ros.overhead.print_node_overhead`, in the ROS layer) can compare against them."""
     pipe = Pipeline.from_model(model, scorer, 'torch', device)
     pipe.warmup()
     spec = pipe.model.input
@@ -93,17 +97,4 @@ def run_bench(model: str, scorer: str, frames: int, ros: bool, device: str) -> N
         direct[size] = pipeline_latency(pipe, images[size], frames, f'pipeline {size[0]}x{size[1]}')
         print_table(f'Pipeline, {size[0]}x{size[1]} frames, {frames} runs:', direct[size])
     print_table(f'data tools, 1024x512, {frames} runs:', data_tool_latency(frames))
-    if not ros:
-        return
-    from .ros.overhead import node_latency
-
-    print('node overhead (same frames, one at a time: publish -> all outputs received, vs bare Pipeline total):')
-    print(f'  {"frame size":<11} {"pipeline p50":>13} {"via ROS p50":>12} {"ratio":>7} {"via ROS p95":>12}')
-    for size in BENCH_SIZES:
-        through = node_latency(model, scorer, device, images[size], frames)
-        p50_d = float(np.percentile(direct[size]['total'], 50))
-        p50_r = float(np.percentile(through, 50))
-        print(
-            f'  {size[0]}x{size[1]:<6} {p50_d:10.1f} ms {p50_r:9.1f} ms {p50_r / p50_d:7.2f} '
-            f'{np.percentile(through, 95):9.1f} ms'
-        )
+    return direct, images

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .classes import CITYSCAPES_CLASSES
+from .defaults import IMAGENET_MEAN, IMAGENET_STD, PIXEL_SCALE
 from .errors import ConfigError
 
 __all__ = [
@@ -140,9 +141,9 @@ class InputSpec:
     height: int
     width: int
     channel_order: str = 'rgb'  # 'rgb' | 'bgr'
-    scale: float = 1.0 / 255.0  # multiply uint8 by this before mean/std
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    scale: float = PIXEL_SCALE  # multiply uint8 by this before mean/std
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -204,10 +205,10 @@ def load_model_config(path: str | Path) -> ModelConfig:
         if v < 8:
             raise ri.fail(k, f'must be >= 8, got {v}')
     channel_order = ri.choice('channel_order', ('rgb', 'bgr'), 'rgb')
-    scale = ri.get('scale', float, 1.0 / 255.0)
+    scale = ri.get('scale', float, PIXEL_SCALE)
     _positive(ri, 'scale', scale)
-    mean = _triple(ri, 'mean', (0.485, 0.456, 0.406))
-    std = _triple(ri, 'std', (0.229, 0.224, 0.225))
+    mean = _triple(ri, 'mean', IMAGENET_MEAN)
+    std = _triple(ri, 'std', IMAGENET_STD)
     for s in std:
         _positive(ri, 'std', s)
     ri.finish()

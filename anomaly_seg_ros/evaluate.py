@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,18 @@ from typing import Any
 from .bag import BagReader, bag_info
 from .config import NodeConfig, default_params_file, load_node_config
 from .data.readers import open_dataset
+from .defaults import (
+    EVAL_MIN_GT_SIZE,
+    EVAL_MIN_PRED_SIZE,
+    EVAL_MODE,
+    EVAL_WORST_K,
+    GT_ANOMALY_TOPIC,
+    GT_LABELS_TOPIC,
+    LIVE_RATE_SCALE,
+    SYNTHETIC_EVAL_COUNT,
+    SYNTHETIC_EVAL_SEED,
+    SYNTHETIC_FRAME_SIZE,
+)
 from .errors import ConfigError, DatasetError
 from .eval.accumulate import EvalSettings
 from .eval.offline import (
@@ -22,9 +35,10 @@ from .eval.offline import (
     samples_as_frames,
 )
 from .eval.report import write_html_report, write_json_report
+from .metrics.pixel import DEFAULT_BINS
 from .pipeline import Pipeline
 
-__all__ = ['EvaluateOptions', 'run_evaluate']
+__all__ = ['EvaluateOptions', 'LiveRunner', 'run_evaluate']
 
 
 @dataclass
@@ -34,27 +48,27 @@ class EvaluateOptions:
     dataset: str | None = None  # 'synthetic' or a reader format
     root: Path | None = None
     split: str | None = None
-    count: int = 200  # synthetic frames
-    seed: int = 1000  # synthetic split seed
-    size: tuple[int, int] = (1024, 512)  # synthetic frame size
+    count: int = SYNTHETIC_EVAL_COUNT  # synthetic frames
+    seed: int = SYNTHETIC_EVAL_SEED  # synthetic split seed
+    size: tuple[int, int] = SYNTHETIC_FRAME_SIZE  # synthetic frame size
     limit: int | None = None
     image_topic: str | None = None
-    anomaly_topic: str | None = '/ground_truth/anomaly'
-    labels_topic: str | None = '/ground_truth/labels'
+    anomaly_topic: str | None = GT_ANOMALY_TOPIC
+    labels_topic: str | None = GT_LABELS_TOPIC
     strict: bool = False
     # what runs
-    mode: str = 'offline'  # 'offline' | 'live'
+    mode: str = EVAL_MODE  # 'offline' | 'live'
     params: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # model / scorer / backend / device
-    rate_scale: float = 1.0  # live: play at recorded rate x this
+    rate_scale: float = LIVE_RATE_SCALE  # live: play at recorded rate x this
     late_ms: float | None = None  # live: an answer later than this is 'late' (default: 2 frame periods)
     # metrics
     exact: bool = False
-    bins: int = 65536
+    bins: int = DEFAULT_BINS
     threshold: float | None = None
-    min_gt_size: int = 0
-    min_pred_size: int = 0
-    worst_k: int = 4
+    min_gt_size: int = EVAL_MIN_GT_SIZE
+    min_pred_size: int = EVAL_MIN_PRED_SIZE
+    worst_k: int = EVAL_WORST_K
     out: Path | None = None
     progress: bool = True
 
@@ -142,7 +156,14 @@ def _dataset_frames(reader: Any, n: int) -> Any:
         yield EvalFrame(i, sample.name, stamp, sample)
 
 
-def run_evaluate(opts: EvaluateOptions) -> EvalRun:
+#: what runs a live evaluation: ``(node config, options, frames, total, settings kwargs) -> (accumulator,
+#: wall seconds, the 'evaluated' block)``; the ROS layer provides it (``ros.live_eval.run_live``)
+LiveRunner = Callable[[NodeConfig, EvaluateOptions, Iterable[EvalFrame], int | None, dict[str, Any]], Any]
+
+
+def run_evaluate(opts: EvaluateOptions, live_runner: LiveRunner | None = None) -> EvalRun:
+    """Evaluate as `opts` says. Live mode needs the node, which lives in the ROS layer above this module: it
+    comes in as ``live_runner`` (``anomaly_seg_ros.ros.live_eval.run_live`` passes it; so does the CLI)."""
     cfg = node_config(opts)
     frames, total, desc, bag_reader = _source(opts)
     settings_kw = dict(
@@ -159,9 +180,12 @@ def run_evaluate(opts: EvaluateOptions) -> EvalRun:
         acc, wall = evaluate_frames(pipe, frames, settings, total=total, progress=opts.progress)
         evaluated = {**desc, 'mode': 'offline', **describe_pipeline(pipe, cfg.backend, cfg.device)}
     elif opts.mode == 'live':
-        from .ros.live_eval import evaluate_live
-
-        acc, wall, evaluated_live = evaluate_live(cfg, opts, frames, total, settings_kw)
+        if live_runner is None:
+            raise ConfigError(
+                'evaluate: --mode live runs the ROS node; call anomaly_seg_ros.ros.live_eval.run_live(opts) '
+                '(or `anomaly-seg evaluate --mode live`) instead of run_evaluate'
+            )
+        acc, wall, evaluated_live = live_runner(cfg, opts, frames, total, settings_kw)
         evaluated = {**desc, 'mode': 'live', **evaluated_live}
     else:
         raise ConfigError(f'evaluate: --mode must be offline or live, got {opts.mode!r}')

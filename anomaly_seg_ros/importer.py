@@ -19,6 +19,15 @@ import numpy as np
 import yaml
 
 from .config import load_model_config
+from .defaults import (
+    CHANNEL_ORDER,
+    DEFAULT_SCORER,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    IMPORT_ARCHITECTURE,
+    IMPORT_CLASSES,
+    PIXEL_SCALE,
+)
 from .errors import ConfigError
 from .pipeline import Pipeline
 
@@ -28,15 +37,15 @@ __all__ = ['ImportOptions', 'import_model', 'read_class_list']
 @dataclass(frozen=True)
 class ImportOptions:
     name: str
-    classes: str = 'cityscapes'  # 'cityscapes' or a text file with one class name per line
+    classes: str = IMPORT_CLASSES  # 'cityscapes' or a text file with one class name per line
     input_size: tuple[int, int] | None = None  # (width, height); None: read from a fixed-shape ONNX input
-    channel_order: str = 'rgb'
-    scale: float = 1.0 / 255.0
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channel_order: str = CHANNEL_ORDER
+    scale: float = PIXEL_SCALE
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     void_channel: bool = False
-    scorer: str = 'entropy'
-    architecture: str = 'external'
+    scorer: str = DEFAULT_SCORER
+    architecture: str = IMPORT_ARCHITECTURE
     arch_args: dict[str, Any] | None = None
     description: str = ''
 

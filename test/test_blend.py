@@ -14,11 +14,11 @@ from anomaly_seg_ros.data.blend import (
     BlendConfig,
     BlendConfigError,
     _place,
-    blend_folder,
     blend_object,
     blend_sample,
     load_objects,
 )
+from anomaly_seg_ros.data.blend_folder import blend_folder
 from anomaly_seg_ros.data.sample import Sample
 from anomaly_seg_ros.errors import ConfigError, DatasetError
 

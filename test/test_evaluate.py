@@ -70,7 +70,9 @@ def test_live_bag_matches_offline(bag: Path, tiny_model: Path, tmp_path: Path) -
     pytest.importorskip('rclpy', reason='rclpy not installed')
     saved = {k: os.environ.get(k) for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')}
     try:
-        live = run_evaluate(
+        from anomaly_seg_ros.ros.live_eval import run_live
+
+        live = run_live(
             EvaluateOptions(
                 bag=bag,
                 mode='live',
@@ -176,7 +178,8 @@ def test_bench_metrics_methods_agree(capsys: pytest.CaptureFixture[str]) -> None
 def test_blend_own_drive_then_bag_then_evaluate(tiny_model: Path, tmp_path: Path, samples: list) -> None:
     """The README's 'your own drives' path: blend objects into plain frames, bag them, evaluate."""
     from anomaly_seg_ros.bag import bag_info
-    from anomaly_seg_ros.data.blend import BlendConfig, blend_folder
+    from anomaly_seg_ros.data.blend import BlendConfig
+    from anomaly_seg_ros.data.blend_folder import blend_folder
 
     drive, objs = tmp_path / 'drive', tmp_path / 'objects'
     drive.mkdir()

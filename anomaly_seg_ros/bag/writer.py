@@ -31,6 +31,7 @@ from anomaly_seg_ros.bag.conventions import (
     ros2_typestore,
 )
 from anomaly_seg_ros.data.sample import Sample
+from anomaly_seg_ros.defaults import BAG_FRAME_ID, BAG_RATE_HZ, BAG_STORAGE, GT_ANOMALY_TOPIC, GT_LABELS_TOPIC
 from anomaly_seg_ros.errors import BagError, CodecError
 from anomaly_seg_ros.io.image_codec import encode_compressed, rgb_to_image
 from anomaly_seg_ros.stamps import STAMP0_NS, frame_stamp, split_ns
@@ -53,8 +54,8 @@ class BagTopics:
     """
 
     image: str = '/camera/image_raw'
-    anomaly: str = '/ground_truth/anomaly'
-    labels: str = '/ground_truth/labels'
+    anomaly: str = GT_ANOMALY_TOPIC
+    labels: str = GT_LABELS_TOPIC
 
     def image_topic(self, compressed: str | None) -> str:
         if compressed and not self.image.endswith('/compressed'):
@@ -92,11 +93,11 @@ def write_bag(
     samples: Iterable[Sample],
     out: Path | str,
     *,
-    storage: str = 'mcap',
+    storage: str = BAG_STORAGE,
     compressed: str | None = None,
-    rate_hz: float = 10.0,
+    rate_hz: float = BAG_RATE_HZ,
     topics: BagTopics = BagTopics(),
-    frame_id: str = 'camera',
+    frame_id: str = BAG_FRAME_ID,
     start_ns: int = STAMP0_NS,
     jpeg_quality: int = 90,
     progress: bool = True,

@@ -29,18 +29,17 @@ every step, which keeps the blending artefacts identical for both kinds.
 
 Ground truth uses the Fishyscapes encoding: 1 where an anomalous object's alpha > 0.5, 0 in-distribution
 (in-distribution objects included), 255 on the soft border band 0 < alpha <= 0.5. All randomness comes
-from the ``np.random.Generator`` passed in (``blend_folder`` seeds one per image from ``config.seed``
+from the ``np.random.Generator`` passed in (``blend_folder.blend_folder`` seeds one per image from ``config.seed``
 and the image index), so output is byte-identical for a seed.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,15 +47,24 @@ import numpy as np
 from anomaly_seg_ros.checks import image_problem, is_int, is_number
 from anomaly_seg_ros.classes import ANOMALY_ID, ANOMALY_IGNORE, ANOMALY_IN_DIST, IGNORE_ID
 from anomaly_seg_ros.data.sample import Sample
+from anomaly_seg_ros.defaults import (
+    BLEND_COLOR_NOISE,
+    BLEND_GLOW_PROB,
+    BLEND_HORIZON,
+    BLEND_IN_DISTRIBUTION_PROB,
+    BLEND_OBJECTS_PER_IMAGE,
+    BLEND_SCALE_RANGE,
+    BLEND_SEED,
+)
 from anomaly_seg_ros.errors import ConfigError, DatasetError
-from anomaly_seg_ros.io.image_files import read_image
 
 __all__ = [
     'BlendConfig',
     'BlendConfigError',
-    'blend_folder',
     'blend_object',
     'blend_sample',
+    'blend_sample_records',
+    'load_object_files',
     'load_objects',
 ]
 
@@ -104,16 +112,16 @@ class BlendConfig:
     seed:                 int >= 0; ``blend_folder`` output is byte-identical for a seed.
     """
 
-    objects_per_image: tuple[int, int] = (1, 2)
-    scale_range: tuple[float, float] = (0.05, 0.25)
-    horizon: float = 0.45
-    in_distribution_prob: float = 0.3
-    glow_prob: float = 0.1
+    objects_per_image: tuple[int, int] = BLEND_OBJECTS_PER_IMAGE
+    scale_range: tuple[float, float] = BLEND_SCALE_RANGE
+    horizon: float = BLEND_HORIZON
+    in_distribution_prob: float = BLEND_IN_DISTRIBUTION_PROB
+    glow_prob: float = BLEND_GLOW_PROB
     motion_blur: bool = True
     depth_blur: bool = True
-    color_noise: float = 0.02
+    color_noise: float = BLEND_COLOR_NOISE
     smooth_alpha: float = 1.5
-    seed: int = 0
+    seed: int = BLEND_SEED
 
     def __post_init__(self) -> None:
         def fail(name: str, what: str) -> None:
@@ -200,7 +208,8 @@ def _read_object(path: Path) -> np.ndarray:
     return rgba
 
 
-def _load_object_files(folder: str | Path) -> tuple[list[str], list[np.ndarray]]:
+def load_object_files(folder: str | Path) -> tuple[list[str], list[np.ndarray]]:
+    """The file names and RGBA arrays of every object in a folder (names go into blend.json)."""
     root = Path(folder)
     if not root.is_dir():
         raise DatasetError(f'objects folder {root} does not exist or is not a folder')
@@ -220,7 +229,7 @@ def load_objects(folder: str | Path) -> list[np.ndarray]:
     objects with a side over 1024 px are downscaled. Raises ``DatasetError`` naming the file for a file
     without alpha channel, an unreadable or fully transparent file, and for a missing or empty folder.
     """
-    return _load_object_files(folder)[1]
+    return load_object_files(folder)[1]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -455,7 +464,7 @@ def _place(
     return x, bottom, float(h)
 
 
-def _blend_sample(
+def blend_sample_records(
     sample: Sample,
     anomalies: Sequence[np.ndarray],
     in_dist: Sequence[np.ndarray],
@@ -530,96 +539,4 @@ def blend_sample(
     labels:  the sample's trainIds with 255 under every pasted object (alpha > 0; the class of a pasted
              in-distribution object is unknown); None when the sample had none.
     """
-    return _blend_sample(sample, anomalies, in_dist, config, rng)[0]
-
-
-# ---------------------------------------------------------------------------------------------------
-# folders
-
-
-def _list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise DatasetError(f'images folder {folder} does not exist or is not a folder')
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise DatasetError(f'images folder {folder} holds no {"/".join(IMAGE_SUFFIXES)} images')
-    seen: dict[str, Path] = {}
-    for p in files:
-        if p.stem in seen:
-            raise DatasetError(f'images {seen[p.stem]} and {p} share the stem {p.stem!r}; outputs would collide')
-        seen[p.stem] = p
-    return files
-
-
-def _write_png(path: Path, array: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), array):
-        raise DatasetError(f'cannot write {path}')
-
-
-def blend_folder(
-    images_dir: str | Path,
-    objects_dir: str | Path,
-    out_dir: str | Path,
-    config: BlendConfig = BlendConfig(),
-    in_dist_dir: str | Path | None = None,
-    limit: int | None = None,
-    progress: bool = True,
-) -> int:
-    """Blend objects into every png/jpg of ``images_dir`` (sorted by name; the first ``limit`` when given).
-
-    Writes ``out_dir/images/<stem>.png`` (blended RGB), ``out_dir/labels/<stem>.png`` (Fishyscapes
-    encoding 0 / 1 / 255) and ``out_dir/blend.json`` (config, seed, counts, source files and the objects
-    pasted into each image). Image i uses ``np.random.default_rng([config.seed, i])``, so output is
-    byte-identical for a seed and independent of ``limit``. Returns the number of images written.
-    Raises ``DatasetError`` naming the file for unreadable images or objects, ``ConfigError`` for a bad
-    ``limit``.
-    """
-    if not isinstance(config, BlendConfig):
-        raise ConfigError(f'config must be a BlendConfig, got {type(config).__name__}')
-    if limit is not None and (not is_int(limit) or limit < 1):
-        raise ConfigError(f'limit must be an int >= 1 or None, got {limit!r}')
-    images_root, out = Path(images_dir), Path(out_dir)
-    files = _list_images(images_root)
-    if limit is not None:
-        files = files[:limit]
-    object_names, objects = _load_object_files(objects_dir)
-    in_names, in_objects = _load_object_files(in_dist_dir) if in_dist_dir is not None else ([], [])
-    (out / 'images').mkdir(parents=True, exist_ok=True)
-    (out / 'labels').mkdir(parents=True, exist_ok=True)
-
-    from tqdm import tqdm
-
-    entries: list[dict[str, Any]] = []
-    counts = {'images': 0, 'anomaly_objects': 0, 'in_dist_objects': 0, 'anomaly_pixels': 0, 'ignore_pixels': 0}
-    for i, path in enumerate(tqdm(files, desc='blend', disable=not progress)):
-        image = read_image(path)
-        rng = np.random.default_rng([config.seed, i])
-        blended, records = _blend_sample(Sample(image=image, name=path.stem), objects, in_objects, config, rng)
-        _write_png(out / 'images' / f'{path.stem}.png', cv2.cvtColor(blended.image, cv2.COLOR_RGB2BGR))
-        _write_png(out / 'labels' / f'{path.stem}.png', cast(np.ndarray, blended.anomaly))  # always set by blending
-        for rec in records:
-            names = in_names if rec['kind'] == 'in_dist' else object_names
-            rec['object'] = names[rec.pop('index')]
-            counts['anomaly_objects' if rec['kind'] == 'anomaly' else 'in_dist_objects'] += 1
-        counts['images'] += 1
-        counts['anomaly_pixels'] += int(np.count_nonzero(blended.anomaly == ANOMALY_ID))
-        counts['ignore_pixels'] += int(np.count_nonzero(blended.anomaly == ANOMALY_IGNORE))
-        entries.append(
-            {'source': path.name, 'output': f'{path.stem}.png', 'size': list(image.shape[:2]), 'objects': records}
-        )
-
-    report = {
-        'method': PAPER,
-        'seed': config.seed,
-        'config': asdict(config),
-        'images_dir': str(images_root.resolve()),
-        'objects_dir': str(Path(objects_dir).resolve()),
-        'in_dist_dir': str(Path(in_dist_dir).resolve()) if in_dist_dir is not None else None,
-        'objects': object_names,
-        'in_dist_objects': in_names,
-        'label_encoding': {'in_distribution': ANOMALY_IN_DIST, 'anomaly': ANOMALY_ID, 'ignore': ANOMALY_IGNORE},
-        'counts': counts,
-        'images': entries,
-    }
-    (out / 'blend.json').write_text(json.dumps(report, indent=2) + '\n')
-    return counts['images']
+    return blend_sample_records(sample, anomalies, in_dist, config, rng)[0]

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..classes import NUM_CLASSES
 from ..metrics import (
+    DEFAULT_BINS,
     ChanSegmentMetrics,
     Curves,
     PixelAnomalyMetrics,
@@ -36,7 +37,7 @@ _WORST_MAX_WIDTH = 640
 class EvalSettings:
     score_range: tuple[float, float]
     mode: Mode = 'binned'  # 'binned' | 'exact'
-    bins: int = 65536
+    bins: int = DEFAULT_BINS
     threshold: float | None = None  # component metrics: anomaly where score > threshold; None: mid-range
     min_gt_size: int = 0
     min_pred_size: int = 0

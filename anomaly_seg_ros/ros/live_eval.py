@@ -25,11 +25,12 @@ from ..config import NodeConfig, load_model_config, resolve_model_dir
 from ..data.sample import Sample
 from ..errors import AnomalySegError
 from ..eval.accumulate import EvalAccumulator, EvalSettings
-from ..eval.offline import EvalFrame
+from ..eval.offline import EvalFrame, EvalRun
+from ..evaluate import EvaluateOptions, run_evaluate
 from ..scoring import build_scorer
 from .harness import FrameClient, NodeProcess, isolated_ros_env
 
-__all__ = ['evaluate_live']
+__all__ = ['evaluate_live', 'run_live']
 
 _OUTPUTS = ('segmentation', 'anomaly_score')
 
@@ -174,3 +175,8 @@ def _collect(
         )
         bar.update(1)
     return n_late, n_dropped
+
+
+def run_live(opts: EvaluateOptions) -> EvalRun:
+    """`anomaly-seg evaluate --mode live`: the evaluator with this module's node runner plugged in."""
+    return run_evaluate(opts, live_runner=evaluate_live)

@@ -11,7 +11,7 @@ from ..config import default_params_file
 from ..errors import AnomalySegError
 from .harness import FrameClient, NodeProcess, isolated_ros_env
 
-__all__ = ['node_latency']
+__all__ = ['node_latency', 'print_node_overhead']
 
 
 def node_latency(model: str, scorer: str, device: str, frames: list[np.ndarray], runs: int) -> np.ndarray:
@@ -36,3 +36,24 @@ def node_latency(model: str, scorer: str, device: str, frames: list[np.ndarray],
         finally:
             client.close()
     return np.asarray(out)
+
+
+def print_node_overhead(
+    model: str,
+    scorer: str,
+    device: str,
+    images: dict[tuple[int, int], list[np.ndarray]],
+    direct: dict[tuple[int, int], dict[str, np.ndarray]],
+    frames: int,
+) -> None:
+    """The same frames through the node, one at a time, against the bare Pipeline totals `bench` measured."""
+    print('node overhead (same frames, one at a time: publish -> all outputs received, vs bare Pipeline total):')
+    print(f'  {"frame size":<11} {"pipeline p50":>13} {"via ROS p50":>12} {"ratio":>7} {"via ROS p95":>12}')
+    for size, sized in images.items():
+        through = node_latency(model, scorer, device, sized, frames)
+        p50_d = float(np.percentile(direct[size]['total'], 50))
+        p50_r = float(np.percentile(through, 50))
+        print(
+            f'  {size[0]}x{size[1]:<6} {p50_d:10.1f} ms {p50_r:9.1f} ms {p50_r / p50_d:7.2f} '
+            f'{np.percentile(through, 95):9.1f} ms'
+        )

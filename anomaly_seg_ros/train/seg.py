@@ -24,13 +24,29 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..backends.torch_backend import TorchBackend
 from ..checkpoint import write_model_folder
 from ..classes import CITYSCAPES_CLASSES, IGNORE_ID, NUM_CLASSES
-from ..config import InputSpec
+from ..config import InputSpec, ModelConfig
 from ..data.sample import Sample
+from ..defaults import (
+    DEFAULT_SCORER,
+    SEG_BATCH,
+    SEG_CROP_SIZE,
+    SEG_EVAL_EVERY,
+    SEG_INPUT_SIZE,
+    SEG_ITERS,
+    SEG_LR,
+    SEG_SEED,
+    SEG_THREADS,
+    SEG_WIDTH,
+)
 from ..errors import CheckpointError, ConfigError
-from ..eval.metrics import SegmentationIoU
+from ..metrics import SegmentationIoU
 from ..nets import build_net
+from ..pipeline import Pipeline
+from ..preprocess import Preprocessor
+from ..scoring import build_scorer
 
 __all__ = ['SegTrainConfig', 'train_segmentation']
 
@@ -41,21 +57,21 @@ log = logging.getLogger(__name__)
 class SegTrainConfig:
     out: Path
     architecture: str = 'icnet_small'
-    width: int = 32
-    input_height: int = 256
-    input_width: int = 512
-    crop_height: int = 192
-    crop_width: int = 384
+    width: int = SEG_WIDTH
+    input_height: int = SEG_INPUT_SIZE[1]
+    input_width: int = SEG_INPUT_SIZE[0]
+    crop_height: int = SEG_CROP_SIZE[1]
+    crop_width: int = SEG_CROP_SIZE[0]
     scale_min: float = 0.75
     scale_max: float = 1.25
-    batch: int = 8
-    iters: int = 1500
-    lr: float = 2e-3
+    batch: int = SEG_BATCH
+    iters: int = SEG_ITERS
+    lr: float = SEG_LR
     weight_decay: float = 1e-4
-    eval_every: int = 250
-    seed: int = 0
-    threads: int = 0  # 0: torch default
-    scorer: str = 'entropy'
+    eval_every: int = SEG_EVAL_EVERY
+    seed: int = SEG_SEED
+    threads: int = SEG_THREADS  # 0: torch default
+    scorer: str = DEFAULT_SCORER
 
     def validate(self) -> None:
         for name in ('input_height', 'input_width', 'crop_height', 'crop_width', 'batch', 'iters', 'eval_every'):
@@ -70,13 +86,14 @@ class SegTrainConfig:
 class _Augment:
     """Random scale, crop, flip on (image, labels); labels use nearest neighbour so ids stay ids."""
 
-    def __init__(self, cfg: SegTrainConfig, rng: np.random.Generator) -> None:
+    def __init__(self, cfg: SegTrainConfig, rng: np.random.Generator, prep: Preprocessor) -> None:
         self.cfg = cfg
         self.rng = rng
+        self.prep = prep
 
     def __call__(self, s: Sample) -> tuple[np.ndarray, np.ndarray]:
         cfg, rng = self.cfg, self.rng
-        img, lab = _fit(s.image, s.labels, cfg.input_height, cfg.input_width)
+        img, lab = _fit(self.prep, s.image, s.labels)
         k = rng.uniform(cfg.scale_min, cfg.scale_max)
         h = max(cfg.crop_height, round(cfg.input_height * k))
         w = max(cfg.crop_width, round(cfg.input_width * k))
@@ -91,36 +108,48 @@ class _Augment:
         return img, lab
 
 
-def _fit(img: np.ndarray, lab: np.ndarray | None, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit(prep: Preprocessor, img: np.ndarray, lab: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A training frame at the model's input size: the Pipeline's image resize, nearest neighbour for ids."""
     if lab is None:
         raise ConfigError('train seg: a training sample has no labels')
-    if img.shape[:2] != (h, w):
-        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+    if img.shape[:2] != (prep.spec.height, prep.spec.width):
+        img = prep.resize(img)
+        lab = cv2.resize(lab, prep.size, interpolation=cv2.INTER_NEAREST)
     return img, lab
-
-
-def _to_batch(images: list[np.ndarray], spec: InputSpec) -> torch.Tensor:
-    x: np.ndarray = np.stack(images).astype(np.float32) * spec.scale
-    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
 def _poly(it: int, total: int, base: float) -> float:
     return base * (1.0 - it / total) ** 0.9
 
 
-def evaluate_miou(net: torch.nn.Module, val: Sequence[Sample], spec: InputSpec) -> SegmentationIoU:
-    """Full-frame mIoU at the model's input size, over a dataset-wide confusion matrix."""
+def evaluate_miou(net: torch.nn.Module, val: Sequence[Sample], model: ModelConfig) -> SegmentationIoU:
+    """mIoU exactly as `anomaly-seg evaluate` computes it: every frame through the Pipeline (its resize and
+    normalisation, labels resized back to the frame), one dataset-wide confusion matrix at the frame's resolution."""
     metric = SegmentationIoU(NUM_CLASSES)
-    net.eval()
-    with torch.inference_mode():
+    pipe = Pipeline(model, TorchBackend(net), build_scorer(model.scorer, model.num_classes, model.void_channel))
+    try:
         for s in val:
-            img, lab = _fit(s.image, s.labels, spec.height, spec.width)
-            pred = net(_to_batch([img], spec))[0].argmax(0).numpy().astype(np.uint8)
-            metric.update(pred, lab)
-    net.train()
+            if s.labels is None:
+                raise ConfigError('train seg: a validation sample has no labels')
+            metric.update(pipe(s.image).labels, s.labels)
+    finally:
+        net.train()
     return metric
+
+
+def training_model_config(cfg: SegTrainConfig, spec: InputSpec) -> ModelConfig:
+    """The model.yaml contents of the folder being trained, so validation runs the deployed input contract."""
+    return ModelConfig(
+        name=cfg.out.name,
+        directory=cfg.out,
+        architecture=cfg.architecture,
+        format='torch',
+        weights=cfg.out / 'model.pt',
+        classes=CITYSCAPES_CLASSES,
+        input=spec,
+        scorer=cfg.scorer,
+        arch_args={'width': cfg.width},
+    )
 
 
 def train_segmentation(
@@ -141,6 +170,8 @@ def train_segmentation(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     spec = InputSpec(cfg.input_height, cfg.input_width)
+    prep = Preprocessor(spec)
+    model_cfg = training_model_config(cfg, spec)
     net = build_net(cfg.architecture, NUM_CLASSES, width=cfg.width)
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -156,7 +187,7 @@ def train_segmentation(
         history = json.loads(state['history'])
         rng = np.random.default_rng([cfg.seed, start])  # a fresh but reproducible stream after resume
         log.info('resumed from %s at iteration %d', ckpt_path, start)
-    augment = _Augment(cfg, rng)
+    augment = _Augment(cfg, rng, prep)
     weights = (1.0, 0.4, 0.16)
     t_start = time.perf_counter()
     bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not progress, desc='train seg')
@@ -164,7 +195,7 @@ def train_segmentation(
     for it in bar:
         idx = rng.integers(0, len(train), cfg.batch)
         pairs = [augment(train[int(i)]) for i in idx]
-        x = _to_batch([p[0] for p in pairs], spec)
+        x = prep.normalise([p[0] for p in pairs])
         y = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64))
         for g in opt.param_groups:
             g['lr'] = _poly(it, cfg.iters, cfg.lr)
@@ -184,7 +215,7 @@ def train_segmentation(
         bar.set_postfix(loss=f'{loss_avg:.3f}', lr=f'{opt.param_groups[0]["lr"]:.2e}')
         done = it + 1
         if done % cfg.eval_every == 0 or done == cfg.iters:
-            miou = evaluate_miou(net, val, spec).compute().miou if len(val) else math.nan
+            miou = evaluate_miou(net, val, model_cfg).compute().miou if len(val) else math.nan
             history.append(
                 {'iteration': done, 'loss': loss_avg, 'val_miou': miou, 'elapsed_s': time.perf_counter() - t_start}
             )

@@ -1,0 +1,154 @@
+"""`anomaly-seg evaluate`: replay a bag or a dataset through the Pipeline or the live node; print the headline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..defaults import (
+    EVAL_MIN_GT_SIZE,
+    EVAL_MIN_PRED_SIZE,
+    EVAL_MODE,
+    EVAL_MODES,
+    EVAL_WORST_K,
+    GT_ANOMALY_TOPIC,
+    GT_LABELS_TOPIC,
+    LIVE_RATE_SCALE,
+    SYNTHETIC_EVAL_COUNT,
+    SYNTHETIC_EVAL_SEED,
+    SYNTHETIC_FRAME_SIZE,
+)
+from ..metrics.pixel import DEFAULT_BINS
+from .types import SizeArg, dataset_formats
+
+if TYPE_CHECKING:
+    from .help_format import CommandParser, Subparsers
+
+__all__ = ['add_parser', 'run']
+
+HELP = (
+    'replay a bag (or a dataset) through the Pipeline or the live node; '
+    'benchmark metrics, latency, report.json + report.html'
+)
+
+
+def add_parser(subparsers: Subparsers) -> CommandParser:
+    ev = subparsers.add_parser('evaluate', help=HELP, description=HELP)
+    src = ev.add_argument_group('source (one of --bag, --dataset)')
+    src.add_argument('--bag', type=Path, help='rosbag2 folder/file (mcap, sqlite3) or ROS 1 bag')
+    src.add_argument('--dataset', help='synthetic, or a dataset format: ' + ', '.join(dataset_formats()))
+    src.add_argument('--root', type=Path, help='dataset root for --dataset FORMAT')
+    src.add_argument('--split', help='dataset split (cityscapes/lostandfound)')
+    src.add_argument('--count', type=int, default=SYNTHETIC_EVAL_COUNT, help='synthetic: number of frames')
+    src.add_argument(
+        '--seed', type=int, default=SYNTHETIC_EVAL_SEED, help='synthetic: world seed of the held-out split'
+    )
+    src.add_argument('--size', type=SizeArg(), default=SYNTHETIC_FRAME_SIZE, help='synthetic: frame WIDTHxHEIGHT')
+    src.add_argument('--limit', type=int, help='evaluate only the first N frames')
+    src.add_argument('--image-topic', help='bag image topic (default: the only Image/CompressedImage topic)')
+    src.add_argument('--anomaly-topic', default=GT_ANOMALY_TOPIC, help='bag anomaly GT topic (mono8 0/1/255)')
+    src.add_argument('--labels-topic', default=GT_LABELS_TOPIC, help='bag trainId GT topic (mono8)')
+    src.add_argument('--strict', action='store_true', help='stop at the first bad message instead of skipping it')
+    run_group = ev.add_argument_group('what runs')
+    run_group.add_argument(
+        '--mode',
+        choices=EVAL_MODES,
+        default=EVAL_MODE,
+        help='offline: Pipeline as fast as it can; live: the node, fed at the recorded rate',
+    )
+    run_group.add_argument('--params', type=Path, help='node params file (default: config/default.yaml)')
+    run_group.add_argument('--model', help='override the params file: model folder or name under models/')
+    run_group.add_argument('--scorer', help='override the params file: scorer')
+    run_group.add_argument('--backend', help='override the params file: backend')
+    run_group.add_argument('--device', help='override the params file: device')
+    run_group.add_argument(
+        '--rate-scale', type=float, default=LIVE_RATE_SCALE, help='live: play at the recorded rate times this'
+    )
+    run_group.add_argument(
+        '--late-ms', type=float, help='live: answers later than this count as late (default: 2 periods)'
+    )
+    met = ev.add_argument_group('metrics')
+    met.add_argument('--exact', action='store_true', help='exact pixel metrics (small runs only; otherwise binned)')
+    met.add_argument('--bins', type=int, default=DEFAULT_BINS, help='bins of the streaming pixel metrics')
+    met.add_argument('--threshold', type=float, help='component metrics: anomaly where score > T (default: mid-range)')
+    met.add_argument(
+        '--min-gt-size', type=int, default=EVAL_MIN_GT_SIZE, help='SMIYC: ignore GT components smaller than this'
+    )
+    met.add_argument(
+        '--min-pred-size',
+        type=int,
+        default=EVAL_MIN_PRED_SIZE,
+        help='SMIYC: drop predicted components smaller than this',
+    )
+    met.add_argument(
+        '--worst', type=int, default=EVAL_WORST_K, help='worst frames shown per criterion in the HTML report'
+    )
+    ev.add_argument('--out', type=Path, help='folder for report.json and report.html')
+    return ev
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import EvaluateOptions, run_evaluate
+
+    opts = EvaluateOptions(
+        bag=args.bag,
+        dataset=args.dataset,
+        root=args.root,
+        split=args.split,
+        count=args.count,
+        seed=args.seed,
+        size=args.size,
+        limit=args.limit,
+        image_topic=args.image_topic,
+        anomaly_topic=args.anomaly_topic,
+        labels_topic=args.labels_topic,
+        strict=args.strict,
+        mode=args.mode,
+        params=args.params,
+        overrides={'model': args.model, 'scorer': args.scorer, 'backend': args.backend, 'device': args.device},
+        rate_scale=args.rate_scale,
+        late_ms=args.late_ms,
+        exact=args.exact,
+        bins=args.bins,
+        threshold=args.threshold,
+        min_gt_size=args.min_gt_size,
+        min_pred_size=args.min_pred_size,
+        worst_k=args.worst,
+        out=args.out,
+    )
+    if opts.mode == 'live':
+        from ..ros.live_eval import run_live
+
+        evaluation = run_live(opts)
+    else:
+        evaluation = run_evaluate(opts)
+    print(json.dumps(headline(evaluation.report), indent=2))
+    if args.out:
+        print(f'wrote {args.out}/report.json and {args.out}/report.html', file=sys.stderr)
+    return 0
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """What a person reads first: what was evaluated and the main numbers (all of them are in report.json)."""
+    px = report.get('pixel', {})
+    seg = report.get('segmentation', {})
+    comp = report.get('components', {})
+    lat = report.get('latency', {})
+    return {
+        'evaluated': report['evaluated'],
+        'AP': px.get('ap'),
+        'FPR95': px.get('fpr95'),
+        'AUROC': px.get('auroc'),
+        'anomaly_pixels': px.get('n_pos'),
+        'in_distribution_pixels': px.get('n_neg'),
+        'note': px.get('note'),
+        'mIoU': seg.get('miou'),
+        'smiyc_mean_F1': comp.get('smiyc', {}).get('mean_f1'),
+        'chan_F1': comp.get('chan', {}).get('f1'),
+        'latency_end_to_end': lat.get('end_to_end'),
+        'frames_by_status': lat.get('frames_by_status'),
+        'skipped': len(report.get('skipped', [])),
+    }
