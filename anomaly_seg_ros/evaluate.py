@@ -1,5 +1,12 @@
 """`anomaly-seg evaluate`: choose the source (bag, dataset folder or synthetic world) and the mode
-(offline Pipeline or live node), run it, and write report.json + report.html."""
+(offline Pipeline or live node), run it, write report.json + report.html, and say what a person reads first.
+
+Every frame that was not evaluated is listed in the report: ``skipped`` (not read: a corrupt file, a bag
+message that cannot be decoded; each ``{index, name, reason}``, bag entries also name the ``topic``) and
+``failed`` (read, but the Pipeline raised or gave non-finite scores); a bag's other problems (stamps,
+unmatched ground truth) are in ``bag_warnings``. A run that evaluates no frame at all
+still writes its report, then raises :class:`NothingToEvaluateError` with the reason.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ from .defaults import (
     SYNTHETIC_EVAL_SEED,
     SYNTHETIC_FRAME_SIZE,
 )
-from .errors import ConfigError, DatasetError
+from .errors import AnomalySegError, ConfigError, DatasetError
 from .eval.accumulate import EvalSettings
 from .eval.offline import (
     EvalFrame,
@@ -34,11 +41,22 @@ from .eval.offline import (
     frame_stamp,
     samples_as_frames,
 )
-from .eval.report import write_html_report, write_json_report
+from .eval.report import to_jsonable, write_html_report, write_json_report
 from .metrics.pixel import DEFAULT_BINS
 from .pipeline import Pipeline
 
-__all__ = ['EvaluateOptions', 'LiveRunner', 'run_evaluate']
+__all__ = ['EvaluateOptions', 'LiveRunner', 'NothingToEvaluateError', 'headline', 'run_evaluate']
+
+
+class NothingToEvaluateError(AnomalySegError):
+    """The run evaluated no frame (empty bag, every frame skipped or failed); ``run`` holds its report,
+    which has been written when ``--out`` was given. The CLI prints the headline, then exits 2."""
+
+    def __init__(self, reason: str, run: EvalRun, out: Path | None = None) -> None:
+        written = f' (the report is in {out})' if out is not None else ''
+        super().__init__(f'nothing to evaluate: {reason}{written}')
+        self.reason = reason
+        self.run = run
 
 
 @dataclass
@@ -190,15 +208,97 @@ def run_evaluate(opts: EvaluateOptions, live_runner: LiveRunner | None = None) -
     else:
         raise ConfigError(f'evaluate: --mode must be offline or live, got {opts.mode!r}')
     if bag_reader is not None:
-        rep = bag_reader.report
-        evaluated['bag_read'] = {'frames': rep.frames, 'messages': rep.messages, 'finished': rep.finished}
+        evaluated['bag_read'] = _bag_read(bag_reader)
     run = finish_run(acc, evaluated, wall)
     if bag_reader is not None:
-        run.report['skipped'] = [
-            {'topic': i.topic, 'index': i.index, 'reason': i.reason} for i in bag_reader.report.issues
-        ]
+        run.report['skipped'] += _bag_skipped(bag_reader)
+        run.report['bag_warnings'] = _bag_warnings(bag_reader)
     if opts.out is not None:
         opts.out.mkdir(parents=True, exist_ok=True)
         write_json_report(run.report, opts.out / 'report.json')
         write_html_report(run.report, run.curves, run.frames, run.worst, opts.out / 'report.html')
+    if not run.report['evaluated']['frames_evaluated']:
+        raise NothingToEvaluateError(nothing_evaluated_reason(run.report, total), run, opts.out)
     return run
+
+
+def _bag_read(reader: BagReader) -> dict[str, Any]:
+    rep = reader.report
+    return {
+        'frames': rep.frames,
+        'messages': rep.messages,
+        'finished': rep.finished,
+        'failure': str(rep.failure) if rep.failure is not None else None,
+    }
+
+
+def _bag_warnings(reader: BagReader) -> list[dict[str, Any]]:
+    """Bag problems that lost no frame: suspicious stamps, ground truth no image message matched."""
+    rep = reader.report
+    lost = {*rep.skipped, *([rep.failure] if rep.failure is not None else [])}
+    return [{'topic': i.topic, 'index': i.index, 'reason': i.reason} for i in rep.issues if i not in lost]
+
+
+def _bag_skipped(reader: BagReader) -> list[dict[str, Any]]:
+    """The bag messages whose frame was not yielded, and where reading broke off, as report entries."""
+    rep = reader.report
+    issues = [*rep.skipped, *([rep.failure] if rep.failure is not None else [])]
+    stem = reader.path.stem
+    return [
+        {
+            'index': i.index,
+            'name': f'{stem}-{i.index:06d}' if i.topic == rep.image_topic and i.index is not None else str(i),
+            'reason': i.reason,
+            'topic': i.topic,
+        }
+        for i in issues
+    ]
+
+
+def nothing_evaluated_reason(report: dict[str, Any], total: int | None) -> str:
+    """Why a run evaluated no frame, e.g. '0 of 4 frames evaluated: 4 skipped (first: f0.png: ...)'."""
+    ev = report.get('evaluated', {})
+    counts: dict[str, int] = dict(report.get('latency', {}).get('frames_by_status', {}))
+    skipped, failed = report.get('skipped', []), report.get('failed', [])
+    if ev.get('source') == 'bag' and not skipped and not failed and not sum(counts.values()):
+        return f'the bag holds no frames on {ev.get("image_topic")}'
+    n = max(total or 0, sum(counts.values()))
+    if not n and not skipped:
+        return f'the {ev.get("source", "source")} holds no frames'
+    parts = []
+    for kind, entries in (('skipped', skipped), ('failed', failed)):
+        if entries:
+            first = entries[0]
+            where = first['name'] if 'topic' not in first else f'{first["topic"]} message {first["index"]}'
+            parts.append(f'{len(entries)} {kind} (first: {where}: {first["reason"]})')
+    parts += [f'{c} {k}' for k, c in counts.items() if k not in ('ok', 'late', 'skipped', 'failed') and c]
+    return f'0 of {n} frames evaluated: ' + ', '.join(parts or ['no frame was read'])
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """What a person reads first: what was evaluated and the main numbers (all of them are in report.json).
+
+    JSON-safe: NaN and inf are None (null), so ``json.dumps(headline(r), allow_nan=False)`` always works.
+    """
+    px = report.get('pixel', {})
+    seg = report.get('segmentation', {})
+    comp = report.get('components', {})
+    lat = report.get('latency', {})
+    out = {
+        'evaluated': report['evaluated'],
+        'AP': px.get('ap'),
+        'FPR95': px.get('fpr95'),
+        'AUROC': px.get('auroc'),
+        'anomaly_pixels': px.get('n_pos'),
+        'in_distribution_pixels': px.get('n_neg'),
+        'note': px.get('note'),
+        'mIoU': seg.get('miou'),
+        'smiyc_mean_F1': comp.get('smiyc', {}).get('mean_f1'),
+        'chan_F1': comp.get('chan', {}).get('f1'),
+        'latency_end_to_end': lat.get('end_to_end'),
+        'frames_by_status': lat.get('frames_by_status'),
+        'skipped': len(report.get('skipped', [])),
+        'failed': len(report.get('failed', [])),
+    }
+    result: dict[str, Any] = to_jsonable(out)
+    return result

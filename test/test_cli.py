@@ -14,7 +14,17 @@ import pytest
 
 from anomaly_seg_ros.cli import COMMANDS, build_parser, main
 from anomaly_seg_ros.cli.help_format import HelpFormatter
-from anomaly_seg_ros.cli.types import NumberList, ScaleArg, SizeArg, key_value
+from anomaly_seg_ros.cli.types import (
+    FloatRange,
+    IntRange,
+    NumberList,
+    ScaleArg,
+    SizeArg,
+    finite_float,
+    key_value,
+    positive_float,
+    positive_int,
+)
 
 # Builds every parser and formats every help page in a fresh interpreter, then lists the loaded packages.
 _LOADED_BY_HELP = """
@@ -198,6 +208,44 @@ def test_key_value() -> None:
     assert key_value('name=a=b') == ('name', 'a=b')
     with pytest.raises(argparse.ArgumentTypeError, match='expected KEY=VALUE'):
         key_value('width')
+    assert key_value('sizes=[1, 2]') == ('sizes', [1, 2]) and key_value('on=true') == ('on', True)
+    for bad in (
+        'width=!!python/object:os.system',
+        'width=!!python/object/apply:os.system ["true"]',
+        'w=[1,',
+        'd=2020-01-01',
+    ):
+        with pytest.raises(argparse.ArgumentTypeError, match=r'VALUE must be plain YAML'):
+            key_value(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match='with a KEY'):
+        key_value('=3')
+
+
+def test_int_range() -> None:
+    assert positive_int('1') == 1 and IntRange(2, 4)('4') == 4
+    for kind, bad, words in (
+        (positive_int, '0', 'a whole number >= 1'),
+        (positive_int, '1.5', 'a whole number >= 1'),
+        (IntRange(2, 4), '5', r'a whole number in \[2, 4\]'),
+        (IntRange(2, 4), '1', r'a whole number in \[2, 4\]'),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected {words}, got '{bad}'"):
+            kind(bad)
+
+
+def test_float_range() -> None:
+    assert finite_float('-2.5') == -2.5 and positive_float('1e-9') == 1e-9 and FloatRange(1e-3, 1e6)('1e6') == 1e6
+    for kind, bad, words in (
+        (finite_float, 'nan', 'a finite number'),
+        (finite_float, '-inf', 'a finite number'),
+        (finite_float, 'x', 'a finite number'),
+        (positive_float, '0', 'a finite number > 0'),
+        (positive_float, 'NaN', 'a finite number > 0'),
+        (FloatRange(1e-3, 1e6), '1e10', r'a finite number in \[0.001, 1e\+06\]'),
+        (FloatRange(hi=1.0), '2', 'a finite number <= 1'),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected {words}, got '{bad}'"):
+            kind(bad)
 
 
 def test_bad_argument_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -268,6 +268,17 @@ def test_html_all_frames_skipped_and_missing_evaluated(tmp_path: Path) -> None:
     assert 'card bad' in text  # 0 frames ok is flagged
 
 
+def test_html_failed_frames_have_their_own_kind(tmp_path: Path) -> None:
+    frames = [FrameRecord(0, 'f0', 0, 'skipped: decode error')]
+    frames += [FrameRecord(i, f'f{i}', i, 'failed: score map has 8 NaN, 0 inf of 8 values') for i in (1, 2)]
+    out = tmp_path / 'r.html'
+    write_html_report({'pixel': {}, 'failed': [{'index': 1, 'name': 'f1', 'reason': 'NaN'}]}, None, frames, [], out)
+    text = out.read_text()
+    assert text.count('class="st-failed"') == 2 and text.count('class="st-skipped"') == 1
+    assert '0 ok, 1 skipped, 2 failed' in text
+    assert 'No latency plot: all 3 frames were skipped or failed.' in text
+
+
 def test_html_bad_worst_frame_does_not_lose_report(tmp_path: Path) -> None:
     bad = WorstFrame(
         'bad',

@@ -10,14 +10,19 @@ from typing import TYPE_CHECKING
 
 from ..defaults import BAG_FRAME_ID, BAG_RATE_HZ, BAG_STORAGE, SYNTHETIC_EVAL_SEED, SYNTHETIC_FRAME_SIZE
 from ..errors import AnomalySegError
-from .types import SizeArg, dataset_formats
+from .types import FloatRange, SizeArg, dataset_formats, positive_int
 
 if TYPE_CHECKING:
     from ..data.sample import Sample
     from ..data.synthetic import SyntheticWorld
     from .help_format import CommandParser, Subparsers
 
-__all__ = ['add_parser', 'run']
+__all__ = ['STAMP_RATE_HZ', 'add_parser', 'run']
+
+#: --rate: at 1e6 Hz consecutive stamps still differ by 1000 ns (rounding to whole ns cannot merge two frames);
+#: at 1e-3 Hz (one frame per 1000 s) the uint32 seconds of builtin_interfaces/Time, counted from the first
+#: stamp (stamps.STAMP0_NS, 1.7e9 s), still hold 2.5 million frames.
+STAMP_RATE_HZ = FloatRange(1e-3, 1e6)
 
 HELP = 'datasets to rosbag2, bag info (no ROS install needed)'
 
@@ -33,10 +38,10 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     bf.add_argument('--out', type=Path, required=True, help='bag to create (must not exist)')
     bf.add_argument('--storage', choices=['mcap', 'sqlite3'], default=BAG_STORAGE, help='rosbag2 storage plugin')
     bf.add_argument('--compressed', choices=['jpeg', 'png'], help='write sensor_msgs/CompressedImage instead of Image')
-    bf.add_argument('--rate', type=float, default=BAG_RATE_HZ, help='frames per second of the stamps')
+    bf.add_argument('--rate', type=STAMP_RATE_HZ, default=BAG_RATE_HZ, help='frames per second of the stamps')
     bf.add_argument('--frame-id', default=BAG_FRAME_ID, help='header frame_id of every message')
-    bf.add_argument('--limit', type=int, help='only the first N samples')
-    bf.add_argument('--count', type=int, default=50, help='synthetic: frames')
+    bf.add_argument('--limit', type=positive_int, help='only the first N samples')
+    bf.add_argument('--count', type=positive_int, default=50, help='synthetic: frames')
     bf.add_argument('--seed', type=int, default=SYNTHETIC_EVAL_SEED, help='synthetic: world seed')
     bf.add_argument('--size', type=SizeArg(), default=SYNTHETIC_FRAME_SIZE, help='synthetic: WIDTHxHEIGHT')
     help_info = 'topics, types, counts, duration of a bag'

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from .types import positive_int
+
 if TYPE_CHECKING:
     from .help_format import CommandParser, Subparsers
 
@@ -17,7 +19,7 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     be = subparsers.add_parser('bench', help=HELP, description=HELP)
     be.add_argument('--model', default='default', help='model folder or name under models/')
     be.add_argument('--scorer', default='', help="scorer (default: the model's own)")
-    be.add_argument('--frames', type=int, default=30, help='timed frames per size')
+    be.add_argument('--frames', type=positive_int, default=30, help='timed frames per size')
     be.add_argument('--device', default='cpu', help='torch device')
     be.add_argument('--no-ros', action='store_true', help='skip the through-ROS measurement')
     return be

@@ -15,7 +15,7 @@ from ..defaults import (
     BLEND_SCALE_RANGE,
     BLEND_SEED,
 )
-from .types import NumberList
+from .types import NumberList, positive_int
 
 if TYPE_CHECKING:
     from .help_format import CommandParser, Subparsers
@@ -54,7 +54,7 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     bl.add_argument('--no-motion-blur', action='store_true', help='no radial motion blur')
     bl.add_argument('--no-depth-blur', action='store_true', help='no blur of small (far) objects')
     bl.add_argument('--seed', type=int, default=BLEND_SEED, help='same seed, byte-identical output')
-    bl.add_argument('--limit', type=int, help='only the first N images')
+    bl.add_argument('--limit', type=positive_int, help='only the first N images')
     return bl
 
 

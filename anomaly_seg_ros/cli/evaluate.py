@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..defaults import (
     EVAL_MIN_GT_SIZE,
@@ -22,12 +22,19 @@ from ..defaults import (
     SYNTHETIC_FRAME_SIZE,
 )
 from ..metrics.pixel import DEFAULT_BINS
-from .types import SizeArg, dataset_formats
+from .outputs import prepare_out_dir
+from .types import IntRange, SizeArg, dataset_formats, finite_float, positive_float, positive_int
 
 if TYPE_CHECKING:
     from .help_format import CommandParser, Subparsers
 
-__all__ = ['add_parser', 'run']
+__all__ = ['PIXEL_BINS', 'REPORT_FILES', 'add_parser', 'run']
+
+#: --bins: at least 2 (one bin puts every pixel in one group: AP and AUROC say nothing); at most 2**24, where the
+#: 2 x bins int64 histogram and the per-frame bincounts already take ~0.5 GiB (4e9 bins would take 60 GiB).
+PIXEL_BINS = IntRange(2, 2**24)
+#: what `evaluate --out DIR` writes into DIR
+REPORT_FILES = ('report.json', 'report.html')
 
 HELP = (
     'replay a bag (or a dataset) through the Pipeline or the live node; '
@@ -42,12 +49,12 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     src.add_argument('--dataset', help='synthetic, or a dataset format: ' + ', '.join(dataset_formats()))
     src.add_argument('--root', type=Path, help='dataset root for --dataset FORMAT')
     src.add_argument('--split', help='dataset split (cityscapes/lostandfound)')
-    src.add_argument('--count', type=int, default=SYNTHETIC_EVAL_COUNT, help='synthetic: number of frames')
+    src.add_argument('--count', type=positive_int, default=SYNTHETIC_EVAL_COUNT, help='synthetic: number of frames')
     src.add_argument(
         '--seed', type=int, default=SYNTHETIC_EVAL_SEED, help='synthetic: world seed of the held-out split'
     )
     src.add_argument('--size', type=SizeArg(), default=SYNTHETIC_FRAME_SIZE, help='synthetic: frame WIDTHxHEIGHT')
-    src.add_argument('--limit', type=int, help='evaluate only the first N frames')
+    src.add_argument('--limit', type=positive_int, help='evaluate only the first N frames')
     src.add_argument('--image-topic', help='bag image topic (default: the only Image/CompressedImage topic)')
     src.add_argument('--anomaly-topic', default=GT_ANOMALY_TOPIC, help='bag anomaly GT topic (mono8 0/1/255)')
     src.add_argument('--labels-topic', default=GT_LABELS_TOPIC, help='bag trainId GT topic (mono8)')
@@ -65,15 +72,17 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     run_group.add_argument('--backend', help='override the params file: backend')
     run_group.add_argument('--device', help='override the params file: device')
     run_group.add_argument(
-        '--rate-scale', type=float, default=LIVE_RATE_SCALE, help='live: play at the recorded rate times this'
+        '--rate-scale', type=positive_float, default=LIVE_RATE_SCALE, help='live: play at the recorded rate times this'
     )
     run_group.add_argument(
-        '--late-ms', type=float, help='live: answers later than this count as late (default: 2 periods)'
+        '--late-ms', type=positive_float, help='live: answers later than this count as late (default: 2 periods)'
     )
     met = ev.add_argument_group('metrics')
     met.add_argument('--exact', action='store_true', help='exact pixel metrics (small runs only; otherwise binned)')
-    met.add_argument('--bins', type=int, default=DEFAULT_BINS, help='bins of the streaming pixel metrics')
-    met.add_argument('--threshold', type=float, help='component metrics: anomaly where score > T (default: mid-range)')
+    met.add_argument('--bins', type=PIXEL_BINS, default=DEFAULT_BINS, help='bins of the streaming pixel metrics')
+    met.add_argument(
+        '--threshold', type=finite_float, help='component metrics: anomaly where score > T (default: mid-range)'
+    )
     met.add_argument(
         '--min-gt-size', type=int, default=EVAL_MIN_GT_SIZE, help='SMIYC: ignore GT components smaller than this'
     )
@@ -87,11 +96,15 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
         '--worst', type=int, default=EVAL_WORST_K, help='worst frames shown per criterion in the HTML report'
     )
     ev.add_argument('--out', type=Path, help='folder for report.json and report.html')
+    ev.add_argument('--overwrite', action='store_true', help='replace report.json/report.html already in --out')
     return ev
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import EvaluateOptions, run_evaluate
+    # Before any work: a refused or unwritable --out must not cost a whole run.
+    if args.out is not None:
+        prepare_out_dir(args.out, REPORT_FILES, overwrite=args.overwrite, command='evaluate')
+    from ..evaluate import EvaluateOptions, NothingToEvaluateError, headline, run_evaluate
 
     opts = EvaluateOptions(
         bag=args.bag,
@@ -119,36 +132,17 @@ def run(args: argparse.Namespace) -> int:
         worst_k=args.worst,
         out=args.out,
     )
-    if opts.mode == 'live':
-        from ..ros.live_eval import run_live
+    try:
+        if opts.mode == 'live':
+            from ..ros.live_eval import run_live
 
-        evaluation = run_live(opts)
-    else:
-        evaluation = run_evaluate(opts)
-    print(json.dumps(headline(evaluation.report), indent=2))
+            evaluation = run_live(opts)
+        else:
+            evaluation = run_evaluate(opts)
+    except NothingToEvaluateError as e:  # the headline still goes to stdout; main() makes the error exit 2
+        print(json.dumps(headline(e.run.report), indent=2, allow_nan=False))
+        raise
+    print(json.dumps(headline(evaluation.report), indent=2, allow_nan=False))
     if args.out:
         print(f'wrote {args.out}/report.json and {args.out}/report.html', file=sys.stderr)
     return 0
-
-
-def headline(report: dict[str, Any]) -> dict[str, Any]:
-    """What a person reads first: what was evaluated and the main numbers (all of them are in report.json)."""
-    px = report.get('pixel', {})
-    seg = report.get('segmentation', {})
-    comp = report.get('components', {})
-    lat = report.get('latency', {})
-    return {
-        'evaluated': report['evaluated'],
-        'AP': px.get('ap'),
-        'FPR95': px.get('fpr95'),
-        'AUROC': px.get('auroc'),
-        'anomaly_pixels': px.get('n_pos'),
-        'in_distribution_pixels': px.get('n_neg'),
-        'note': px.get('note'),
-        'mIoU': seg.get('miou'),
-        'smiyc_mean_F1': comp.get('smiyc', {}).get('mean_f1'),
-        'chan_F1': comp.get('chan', {}).get('f1'),
-        'latency_end_to_end': lat.get('end_to_end'),
-        'frames_by_status': lat.get('frames_by_status'),
-        'skipped': len(report.get('skipped', [])),
-    }

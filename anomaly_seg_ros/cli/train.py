@@ -19,17 +19,20 @@ from ..defaults import (
     SEG_THREADS,
     SEG_WIDTH,
 )
-from ..errors import AnomalySegError
-from .types import SizeArg
+from ..errors import AnomalySegError, CheckpointError
+from .outputs import prepare_out_dir
+from .types import SizeArg, positive_float, positive_int
 
 if TYPE_CHECKING:  # annotations only: the data modules stay lazily imported
     from ..data.sample import Sample
     from ..data.synthetic import SyntheticWorld
     from .help_format import CommandParser, Subparsers
 
-__all__ = ['add_parser', 'run']
+__all__ = ['MODEL_FILES', 'add_parser', 'run']
 
 DATASETS = ('synthetic', 'cityscapes')
+#: what `train seg --out DIR` writes into DIR; any of them there already means DIR holds a model
+MODEL_FILES = ('model.yaml', 'model.pt', 'checkpoint.pt', 'train_log.json')
 
 
 def add_parser(subparsers: Subparsers) -> CommandParser:
@@ -42,18 +45,23 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     ts.add_argument('--train-split', default='train', help='Cityscapes split to train on')
     ts.add_argument('--val-split', default='val', help='Cityscapes split for the periodic mIoU')
     ts.add_argument('--out', type=Path, required=True, help='model folder to write (model.yaml, model.pt, ...)')
-    ts.add_argument('--iters', type=int, default=SEG_ITERS, help='training iterations (batches)')
-    ts.add_argument('--batch', type=int, default=SEG_BATCH, help='crops per batch')
-    ts.add_argument('--lr', type=float, default=SEG_LR, help='base learning rate (poly decay)')
+    ts.add_argument('--iters', type=positive_int, default=SEG_ITERS, help='training iterations (batches)')
+    ts.add_argument('--batch', type=positive_int, default=SEG_BATCH, help='crops per batch')
+    ts.add_argument('--lr', type=positive_float, default=SEG_LR, help='base learning rate (poly decay)')
     ts.add_argument('--width', type=int, default=SEG_WIDTH, help='channel width of icnet_small')
     ts.add_argument('--input-size', type=SizeArg(), default=SEG_INPUT_SIZE, help='network input WIDTHxHEIGHT')
     ts.add_argument('--crop', type=SizeArg(), default=SEG_CROP_SIZE, help='training crop WIDTHxHEIGHT')
-    ts.add_argument('--train-frames', type=int, default=2000, help='synthetic frames to pre-render for training')
+    ts.add_argument(
+        '--train-frames', type=positive_int, default=2000, help='synthetic frames to pre-render for training'
+    )
     ts.add_argument('--val-frames', type=int, default=100, help='validation frames (Cityscapes: first N; 0 = all)')
-    ts.add_argument('--eval-every', type=int, default=SEG_EVAL_EVERY, help='iterations between validation runs')
+    ts.add_argument(
+        '--eval-every', type=positive_int, default=SEG_EVAL_EVERY, help='iterations between validation runs'
+    )
     ts.add_argument('--seed', type=int, default=SEG_SEED, help='seed of the training run and the synthetic world')
     ts.add_argument('--threads', type=int, default=SEG_THREADS, help="torch threads (0: torch's own default)")
     ts.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt')
+    ts.add_argument('--overwrite', action='store_true', help='replace a model already in --out (else refused)')
     return train
 
 
@@ -74,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
     )
+    # Everything that can be refused is refused before frames are rendered or a batch is trained.
+    cfg.validate()
+    if args.resume and not (args.out / 'checkpoint.pt').is_file():
+        raise CheckpointError(f'{args.out / "checkpoint.pt"}: --resume given but no checkpoint there')
+    prepare_out_dir(args.out, MODEL_FILES, overwrite=args.overwrite or args.resume, command='train seg')
     train: Sequence[Sample]
     val: Sequence[Sample]
     if args.dataset == 'synthetic':

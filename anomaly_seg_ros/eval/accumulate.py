@@ -27,7 +27,7 @@ from ..metrics import (
 from ..metrics.pixel import Mode
 from .records import FrameRecord, WorstFrame
 
-__all__ = ['EvalAccumulator', 'EvalSettings', 'latency_summary']
+__all__ = ['EvalAccumulator', 'EvalSettings', 'latency_summary', 'nonfinite_scores']
 
 _FRAME_AP_BINS = 4096
 _WORST_MAX_WIDTH = 640
@@ -107,8 +107,16 @@ class EvalAccumulator:
         return self.metrics
 
     def skip(self, index: int, name: str, stamp_ns: int, reason: str, status: str | None = None) -> None:
+        """A frame that could not be read (or, with ``status``, was dropped): recorded, not evaluated."""
         self.frames.append(
             FrameRecord(index=index, name=name, stamp_ns=stamp_ns, status=status or f'skipped: {reason}')
+        )
+
+    def fail(self, index: int, name: str, stamp_ns: int, reason: str, latency_ms: float | None = None) -> None:
+        """A frame that was read but gave no usable output (the Pipeline raised, scores not finite): recorded,
+        kept out of every metric, and the run goes on."""
+        self.frames.append(
+            FrameRecord(index=index, name=name, stamp_ns=stamp_ns, status=f'failed: {reason}', latency_ms=latency_ms)
         )
 
     def add(
@@ -125,6 +133,12 @@ class EvalAccumulator:
         stage_ms: dict[str, float] | None = None,
         status: str = 'ok',
     ) -> None:
+        """One frame's output against its ground truth; a score map with NaN or inf fails the frame instead
+        (see :meth:`fail`): one bad frame must not abort the run nor poison the pooled metrics."""
+        bad = nonfinite_scores(score)
+        if bad:
+            self.fail(index, name, stamp_ns, bad, latency_ms=latency_ms)
+            return
         rec = FrameRecord(
             index=index,
             name=name,
@@ -241,6 +255,17 @@ class EvalAccumulator:
         worst = [r.frame for r in sorted(self._worst_ap, reverse=True)]
         worst += [r.frame for r in sorted(self._worst_fp, reverse=True)]
         return result, curves, self.frames, worst
+
+
+def nonfinite_scores(score: np.ndarray) -> str:
+    """Why a score map is unusable ('' when every value is finite), e.g. 'score map has 12 NaN, 0 inf of 8192'."""
+    arr = np.asarray(score)
+    finite_mask = np.isfinite(arr)
+    if finite_mask.all():
+        return ''
+    n_nan = int(np.count_nonzero(np.isnan(arr)))
+    n_inf = int(arr.size - np.count_nonzero(finite_mask) - n_nan)
+    return f'score map has {n_nan} NaN, {n_inf} inf of {arr.size} values'
 
 
 def latency_summary(frames: list[FrameRecord]) -> dict[str, Any]:

@@ -1,6 +1,10 @@
 """Offline evaluation: the Pipeline over a stream of frames as fast as it can, pooled benchmark metrics,
 and a report that says exactly what was evaluated (source, split, count, ignore rule, score range,
-model, scorer)."""
+model, scorer) and what was not.
+
+Frames are isolated: a frame that cannot be read is 'skipped: <reason>', a frame the Pipeline raises on or
+whose scores are not finite is 'failed: <reason>'; both are listed in the report (``skipped``, ``failed``)
+and the run goes on with the other frames."""
 
 from __future__ import annotations
 
@@ -18,7 +22,16 @@ from ..stamps import STAMP0_NS, frame_stamp
 from .accumulate import EvalAccumulator, EvalSettings
 from .records import FrameRecord, WorstFrame
 
-__all__ = ['IGNORE_RULE', 'STAMP0_NS', 'EvalFrame', 'EvalRun', 'evaluate_frames', 'frame_stamp', 'samples_as_frames']
+__all__ = [
+    'IGNORE_RULE',
+    'STAMP0_NS',
+    'EvalFrame',
+    'EvalRun',
+    'evaluate_frames',
+    'frame_stamp',
+    'frames_with_status',
+    'samples_as_frames',
+]
 
 IGNORE_RULE = (
     'pixels with anomaly GT 255 are excluded from every anomaly metric and pixels with segmentation '
@@ -68,7 +81,11 @@ def evaluate_frames(
         if f.sample is None:
             acc.skip(f.index, f.name, f.stamp_ns, f.error)
             continue
-        r = pipe(f.sample.image)
+        try:
+            r = pipe(f.sample.image)
+        except Exception as e:  # noqa: BLE001 - one frame's failure must not end the run; it is reported
+            acc.fail(f.index, f.name, f.stamp_ns, f'the Pipeline raised {type(e).__name__}: {e}')
+            continue
         acc.add(
             f.index,
             f.name,
@@ -110,4 +127,17 @@ def finish_run(acc: EvalAccumulator, evaluated: dict[str, Any], wall_s: float) -
     }
     result['latency']['wall_s'] = wall_s
     result['latency']['throughput_fps'] = n_ok / wall_s if wall_s > 0 else None
-    return EvalRun({'evaluated': evaluated, **result}, curves, frames, worst)
+    report = {'evaluated': evaluated, **result}
+    report['skipped'] = frames_with_status(frames, 'skipped')
+    report['failed'] = frames_with_status(frames, 'failed')
+    return EvalRun(report, curves, frames, worst)
+
+
+def frames_with_status(frames: Iterable[FrameRecord], kind: str) -> list[dict[str, Any]]:
+    """``{index, name, reason}`` of every frame whose status is ``'<kind>: <reason>'`` (report.json lists)."""
+    prefix = f'{kind}:'
+    return [
+        {'index': f.index, 'name': f.name, 'reason': f.status[len(prefix) :].strip()}
+        for f in frames
+        if f.status.startswith(prefix)
+    ]

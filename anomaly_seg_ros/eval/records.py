@@ -19,7 +19,7 @@ class FrameRecord:
     index: int  # message / sample index
     name: str
     stamp_ns: int
-    status: str  # 'ok' | 'dropped' | 'late' | 'skipped: <reason>'
+    status: str  # 'ok' | 'dropped' | 'late' | 'skipped: <reason>' (not read) | 'failed: <reason>' (no usable output)
     n_anomaly_px: int = 0
     n_in_dist_px: int = 0
     ap: float | None = None  # this frame's own AP (None: no anomaly pixel or not evaluated)

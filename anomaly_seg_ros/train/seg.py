@@ -81,6 +81,24 @@ class SegTrainConfig:
             raise ConfigError('train seg: crop must fit inside the input size')
         if not 0 < self.scale_min <= self.scale_max:
             raise ConfigError(f'train seg: need 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}')
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f'train seg: --lr must be a finite number > 0, got {self.lr}')
+        context = _icnet_context_side(self.crop_height) * _icnet_context_side(self.crop_width)
+        if self.architecture == 'icnet_small' and self.batch * context <= 1:
+            raise ConfigError(
+                f'train seg: --batch {self.batch} with --crop {self.crop_width}x{self.crop_height} gives '
+                'icnet_small a 1x1 context map per batch, and BatchNorm needs more than one value per channel to '
+                'train: use --batch 2 or more, or a --crop of at least 50 pixels on one side'
+            )
+
+
+def _icnet_context_side(n: int) -> int:
+    """Side of icnet_small's smallest (1/32) feature map for an input side n: a 0.5 resize (floor), three
+    stride-2 3x3 convs (ceil), a 0.5 resize (floor). 49 -> 1, 50 -> 2; test_cli_bad_input checks it against the net."""
+    side = n // 2
+    for _ in range(3):
+        side = (side + 1) // 2
+    return side // 2
 
 
 class _Augment:
@@ -165,6 +183,10 @@ def train_segmentation(
     cfg.validate()
     if len(train) == 0:
         raise ConfigError('train seg: the training split is empty')
+    try:  # now, not at the first checkpoint: a bad --out must not cost the first eval_every iterations
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f'train seg: cannot create the model folder {cfg.out}: {e.strerror or e}') from None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -220,7 +242,6 @@ def train_segmentation(
                 {'iteration': done, 'loss': loss_avg, 'val_miou': miou, 'elapsed_s': time.perf_counter() - t_start}
             )
             bar.write(f'iteration {done}: loss {loss_avg:.4f}, val mIoU {miou:.4f}', file=sys.stderr)
-            cfg.out.mkdir(parents=True, exist_ok=True)
             torch.save(
                 {
                     'state_dict': net.state_dict(),

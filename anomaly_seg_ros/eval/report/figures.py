@@ -75,6 +75,8 @@ def latency_missing(frames: Sequence[FrameRecord]) -> str | None:
         kinds = {status_kind(f.status) for f in frames}
         if kinds == {'skipped'}:
             return f'No latency plot: all {len(frames)} frames were skipped.'
+        if kinds <= {'skipped', 'failed'}:
+            return f'No latency plot: all {len(frames)} frames were skipped or failed.'
         return f'No latency plot: none of the {len(frames)} frames has a latency.'
     return None
 
@@ -166,12 +168,13 @@ def fig_latency(frames: Sequence[FrameRecord]) -> str:
     p50, p95 = np.percentile(lat, [50, 95])
     ax.axhline(p50, color='#2ca02c', lw=1.2, label=f'p50 = {p50:.4g} ms')
     ax.axhline(p95, color='#d62728', lw=1.2, ls='--', label=f'p95 = {p95:.4g} ms')
-    # frames without a latency (dropped / late / skipped) as ticks along the bottom edge
+    # frames without a latency (dropped / late / skipped / failed) as ticks along the bottom edge
     bottom = ax.get_xaxis_transform()
     for kind, marker, colour, y in (
         ('dropped', 'x', '#d62728', 0.03),
         ('late', 'v', '#ff7f0e', 0.08),
         ('skipped', '|', '#7f7f7f', 0.13),
+        ('failed', 'D', '#9467bd', 0.18),
     ):
         xs = [f.index for f in frames if kinds[id(f)] == kind and finite(f.latency_ms) is None]
         if xs:

@@ -60,7 +60,7 @@ class Card:
 class FrameRow:
     """One row of the per-frame table."""
 
-    kind: str  # status kind: ok | dropped | late | skipped | other
+    kind: str  # status kind: ok | dropped | late | skipped | failed | other
     index: Value
     name: str
     status: str
@@ -97,7 +97,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _frame_counts(frames: Sequence[FrameRecord]) -> dict[str, int]:
-    counts = {'ok': 0, 'dropped': 0, 'late': 0, 'skipped': 0, 'other': 0}
+    counts = {'ok': 0, 'dropped': 0, 'late': 0, 'skipped': 0, 'failed': 0, 'other': 0}
     for f in frames:
         counts[status_kind(f.status)] += 1
     return counts
@@ -134,7 +134,7 @@ def headline_cards(report: Mapping, frames: Sequence[FrameRecord]) -> list[Card]
     counts = _frame_counts(frames)
     if frames:
         parts = [f'{counts["ok"]} ok']
-        parts += [f'{counts[k]} {k}' for k in ('late', 'skipped', 'other') if counts[k]]
+        parts += [f'{counts[k]} {k}' for k in ('late', 'skipped', 'failed', 'other') if counts[k]]
         cards.append(Card('frames', format_number(len(frames)), ', '.join(parts), bad=counts['ok'] == 0))
         dropped: Any = counts['dropped']
     else:

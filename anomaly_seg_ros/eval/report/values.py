@@ -72,7 +72,7 @@ def note_of(d: Mapping) -> str:
 
 
 def status_kind(status: str) -> str:
-    """The kind of a frame status: 'ok', 'dropped', 'late', 'skipped' or 'other'."""
+    """The kind of a frame status: 'ok', 'dropped', 'late', 'skipped', 'failed' or 'other'."""
     s = status.strip().lower()
     if s == 'ok':
         return 'ok'
@@ -82,6 +82,8 @@ def status_kind(status: str) -> str:
         return 'late'
     if s.startswith('skipped'):
         return 'skipped'
+    if s.startswith('failed'):
+        return 'failed'
     return 'other'
 
 

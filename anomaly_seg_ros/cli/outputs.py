@@ -1,0 +1,52 @@
+"""The `--out` folder of a command, checked before the run: not a file, no earlier results replaced, writable.
+
+A long run that fails at its last step (writing) loses the run; one that silently writes over an earlier
+report or model loses that. So each command calls :func:`prepare_out_dir` before any work: it refuses a
+folder that already holds one of the command's outputs unless ``--overwrite`` is given, creates the folder
+and writes (then removes) a probe file in it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ConfigError
+
+__all__ = ['existing_outputs', 'prepare_out_dir']
+
+PROBE_PREFIX = '.anomaly-seg-write-test-'
+
+
+def existing_outputs(out: Path, names: Sequence[str]) -> list[str]:
+    """Which of ``names`` already exist inside ``out`` (empty when ``out`` does not exist)."""
+    return [name for name in names if (out / name).exists()]
+
+
+def prepare_out_dir(out: Path, outputs: Sequence[str], *, overwrite: bool, command: str) -> None:
+    """Make ``out`` a writable folder, or raise ConfigError naming the path; nothing existing is touched.
+
+    ``outputs`` are the file names the command writes into ``out``: if any exists and ``overwrite`` is False,
+    the run is refused before anything is written.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f'{command}: --out {out} is a file, not a folder')
+    if not overwrite:
+        clash = existing_outputs(out, outputs)
+        if clash:
+            raise ConfigError(
+                f'{command}: --out {out} already holds {", ".join(clash)}; pass --overwrite to replace '
+                'them, or choose another folder (nothing was written)'
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f'{command}: cannot create --out {out}: {e.strerror or e}') from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=out)
+    except OSError as e:
+        raise ConfigError(f'{command}: --out {out} is not writable: {e.strerror or e}') from None
+    os.close(fd)
+    os.unlink(probe)
