@@ -71,8 +71,9 @@ class EvaluateOptions:
     size: tuple[int, int] = SYNTHETIC_FRAME_SIZE  # synthetic frame size
     limit: int | None = None
     image_topic: str | None = None
-    anomaly_topic: str | None = GT_ANOMALY_TOPIC
-    labels_topic: str | None = GT_LABELS_TOPIC
+    # None: the default topic (GT_ANOMALY_TOPIC / GT_LABELS_TOPIC) when the bag has it; a name must exist
+    anomaly_topic: str | None = None
+    labels_topic: str | None = None
     strict: bool = False
     # what runs
     mode: str = EVAL_MODE  # 'offline' | 'live'
@@ -98,19 +99,36 @@ def node_config(opts: EvaluateOptions) -> NodeConfig:
     return NodeConfig.from_dict(values, f'{params} with command-line overrides')
 
 
+def _ground_truth_topics(opts: EvaluateOptions, topics: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The GT topics to read: a topic named by the user must be in the bag (a typo must not silently drop the
+    ground truth); an unnamed one is the default topic when the bag has it."""
+    listing = f'topics: {", ".join(topics)}'
+    named = {'--anomaly-topic': opts.anomaly_topic, '--labels-topic': opts.labels_topic}
+    missing = {flag: t for flag, t in named.items() if t is not None and t not in topics}
+    if len(missing) == 2:
+        raise ConfigError(
+            f'{opts.bag}: neither {opts.anomaly_topic} nor {opts.labels_topic} is in the bag; {listing} '
+            '(name them with --anomaly-topic/--labels-topic)'
+        )
+    for flag, topic in missing.items():
+        raise ConfigError(f'{opts.bag}: {flag} {topic} is not in the bag; {listing}')
+    anomaly = opts.anomaly_topic or (GT_ANOMALY_TOPIC if GT_ANOMALY_TOPIC in topics else None)
+    labels = opts.labels_topic or (GT_LABELS_TOPIC if GT_LABELS_TOPIC in topics else None)
+    if anomaly is None and labels is None:
+        raise ConfigError(
+            f'{opts.bag}: neither {GT_ANOMALY_TOPIC} nor {GT_LABELS_TOPIC} is in the bag; {listing} '
+            '(name them with --anomaly-topic/--labels-topic)'
+        )
+    return anomaly, labels
+
+
 def _source(opts: EvaluateOptions) -> tuple[Any, int | None, dict[str, Any], BagReader | None]:
     """(frame iterable, total if known, description for the report, bag reader if any)."""
     if (opts.bag is None) == (opts.dataset is None):
         raise ConfigError('evaluate: give exactly one of --bag or --dataset')
     if opts.bag is not None:
         info = bag_info(opts.bag)
-        anomaly = opts.anomaly_topic if opts.anomaly_topic in info['topics'] else None
-        labels = opts.labels_topic if opts.labels_topic in info['topics'] else None
-        if anomaly is None and labels is None:
-            raise ConfigError(
-                f'{opts.bag}: neither {opts.anomaly_topic} nor {opts.labels_topic} is in the bag; '
-                f'topics: {", ".join(info["topics"])} (name them with --anomaly-topic/--labels-topic)'
-            )
+        anomaly, labels = _ground_truth_topics(opts, info['topics'])
         reader = BagReader(
             opts.bag, image_topic=opts.image_topic, anomaly_topic=anomaly, labels_topic=labels, strict=opts.strict
         )

@@ -240,3 +240,21 @@ def test_nan_weights_model_every_frame_failed_exits_2(
     head = strict_json(captured.out)
     assert head['failed'] == 3 and head['frames_by_status'] == {'failed': 3} and head['AP'] is None
     assert len(strict_json((out / 'report.json').read_text())['failed']) == 3
+
+
+def test_a_misspelt_gt_topic_is_an_error_listing_the_topics(
+    samples: list, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One named GT topic absent from the bag (a typo) used to drop the ground truth silently (AP = NaN, exit 0)."""
+    from anomaly_seg_ros.bag import write_bag
+
+    write_bag(samples[:2], tmp_path / 'bag', progress=False)
+    args = ['evaluate', '--bag', str(tmp_path / 'bag'), '--model', str(tiny_model)]
+    assert cli_main([*args, '--anomaly-topic', '/ground_truth/anomaly_']) == 2
+    err = capsys.readouterr().err
+    assert '--anomaly-topic /ground_truth/anomaly_ is not in the bag' in err and '/ground_truth/anomaly,' in err
+    assert 'Traceback' not in err
+    assert cli_main([*args, '--labels-topic', '/gt/labels']) == 2
+    assert '--labels-topic /gt/labels is not in the bag' in capsys.readouterr().err
+    # the defaults still apply when unnamed, and naming the real topic works
+    assert cli_main([*args, '--anomaly-topic', '/ground_truth/anomaly']) == 0

@@ -5,7 +5,8 @@ nothing here imports rclpy. Reading also takes ROS 1 bags.
 
 Modules: ``writer`` (Samples -> bag), ``reader`` (bag -> frames, composing ``sources``: opening rosbag2,
 ROS 1 and truncated MCAP bags, ``salvage``: the MCAP scanner, ``decode``: messages -> arrays,
-``matcher``: pure stamp pairing), ``types`` (frames, issues, the read report), ``conventions``
+``matcher``: pure stamp pairing), ``mcap_crc`` (chunk CRCs filled in after writing),
+``types`` (frames, issues, the read report), ``conventions``
 (message types and ground-truth values both sides agree on).
 """
 

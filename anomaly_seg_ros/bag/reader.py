@@ -17,6 +17,11 @@ raises :class:`~anomaly_seg_ros.errors.BagError`). Every problem is named by top
 - ``failure``: the bag is truncated or corrupt; reading stopped there. A truncated MCAP file (no
   footer, which rosbags needs) is scanned from the start instead, so the frames before the cut are
   still yielded.
+- a damaged MCAP chunk (fails its CRC check, cannot be decoded) is skipped and reading goes on with the
+  next one: one ``skipped`` issue names the chunk (number, byte offset, why) and the messages it held
+  (count, message indices, log-time range); ``chunks_lost`` holds the same as data. Message indices
+  count the lost messages too, so later indices stay those of the bag. A frame whose ground truth
+  was in a lost chunk is skipped (not evaluated without it).
 
 This module composes the parts: :mod:`~anomaly_seg_ros.bag.sources` (opening the bag),
 :mod:`~anomaly_seg_ros.bag.decode` (messages to arrays), :mod:`~anomaly_seg_ros.bag.matcher` (stamp
@@ -43,7 +48,7 @@ from anomaly_seg_ros.bag.matcher import (
     StampRepeats,
     Unmatched,
 )
-from anomaly_seg_ros.bag.sources import BagSource, SalvageSource, SourceFailure, open_source, topic_list
+from anomaly_seg_ros.bag.sources import BagSource, LostChunk, SalvageSource, SourceFailure, open_source, topic_list
 from anomaly_seg_ros.bag.types import DEFAULT, BagFrame, BagIssue, BagReadReport, DefaultTopic
 from anomaly_seg_ros.bag.writer import BagTopics
 from anomaly_seg_ros.data.sample import Sample
@@ -56,6 +61,9 @@ _GT_WORD = {'anomaly': 'anomaly', 'labels': 'label'}
 # An image stops waiting for a ground-truth topic once this many of its messages with later stamps
 # have come after the image: one stray or out-of-order message does not release it too early.
 _LAG = 2
+# A frame lacking ground truth of a topic that lost messages in a skipped chunk is skipped when its stamp
+# lies within this of the lost log times (they are receive times, a little after the header stamp).
+_LOST_NEAR_NS = 1_000_000_000
 
 # what the matcher carries: the decoded image with its frame_id (None: undecodable, already reported),
 # and the decoded ground truth or the reason it is unusable
@@ -211,6 +219,8 @@ class BagReader:
             lag=_LAG,
         )
         self._failed = False  # the bag broke off: images still waiting for ground truth lost it
+        self._lost: dict[str, list[tuple[int, int, str]]] = {}  # topic -> (first, last log time, chunk) lost
+        self._chunk_lost = False
         bar = None
         if self.progress:
             from tqdm import tqdm  # noqa: PLC0415
@@ -218,10 +228,14 @@ class BagReader:
             bar = tqdm(total=source.topics[self.image_topic][1], desc=f'read {self.path.name}', unit='frame')
         try:
             try:
-                for topic, msgtype, _t, raw in source.messages(set(counters)):
+                for item in source.messages(set(counters)):
+                    if isinstance(item, LostChunk):
+                        self._on_lost_chunk(item, counters)
+                        continue
+                    topic, msgtype, _t, raw = item
                     index = counters[topic]
                     counters[topic] += 1
-                    rep.messages[topic] = counters[topic]
+                    rep.messages[topic] += 1
                     try:
                         msg = source.deserialize(raw, msgtype)
                         stamp = header_stamp_ns(msg)
@@ -246,7 +260,8 @@ class BagReader:
             source.close()
             if bar is not None:
                 bar.close()
-        if rep.failure is None:  # a damaged index can make a reader stop early without an error
+        # a damaged index can make a reader stop early without an error (lost chunks are reported already)
+        if rep.failure is None and not self._chunk_lost:
             for topic, n in counters.items():
                 total = self._totals.get(topic)
                 if total is not None and n != total:
@@ -269,6 +284,58 @@ class BagReader:
                         f'bag {self.path}: {topic} message {indices[0]} (of messages {indices}): '
                         'no image message with the same header stamp'
                     )
+
+    def _on_lost_chunk(self, lost: LostChunk, counters: dict[str, int]) -> None:
+        """Report a skipped chunk with the messages of the topics read that it held; advance their indices."""
+        self._chunk_lost = True
+        where = lost.where()
+        span = f'log time {lost.start_ns}..{lost.end_ns} ns' if lost.start_ns is not None else 'log time unknown'
+        held: dict[str, list[int]] = {}
+        parts: list[str] = []
+        first: tuple[str, int] | None = None
+        if lost.log_times is None:
+            parts.append('how many messages it held is unknown (no message index after it)')
+            for topic in counters:
+                self._lost.setdefault(topic, []).append((lost.start_ns or 0, lost.end_ns or 2**63, where))
+        else:
+            for topic in counters:  # image topic first, then ground truth: the order of rep.messages
+                times = lost.log_times.get(topic, [])
+                if not times:
+                    continue
+                start = counters[topic]
+                counters[topic] += len(times)
+                held[topic] = list(range(start, start + len(times)))
+                self._lost.setdefault(topic, []).append((times[0], times[-1], where))
+                parts.append(f'{topic} messages {start}..{start + len(times) - 1} ({len(times)})')
+                first = first or (topic, start)
+            n = sum(len(v) for v in held.values())
+            parts = [f'{n} messages lost' + (f': {", ".join(parts)}' if parts else ' of the topics read')]
+        self.report.chunks_lost.append(
+            {
+                'chunk': lost.index,
+                'offset': lost.offset,
+                'reason': lost.reason,
+                'start_ns': lost.start_ns,
+                'end_ns': lost.end_ns,
+                'messages': held if lost.log_times is not None else None,
+            }
+        )
+        reason = f'{where} skipped ({lost.reason}); {parts[0]}; {span}'
+        if lost.log_times is not None and not held:
+            self.report.notes.append(reason)
+            return
+        topic, index = first if first is not None else (self.image_topic, None)
+        self._problem(self.report.skipped, topic, index, reason)
+
+    def _lost_truth(self, stamp: int, missing: Iterable[str]) -> list[str]:
+        """'topic (chunk k at byte n)' for each missing ground-truth topic that lost messages near ``stamp``:
+        a log time within _LOST_NEAR_NS of its stamp (log time is receive time, a little after the stamp)."""
+        out = []
+        for topic in missing:
+            chunks = [w for t0, t1, w in self._lost.get(topic, ()) if t0 - _LOST_NEAR_NS <= stamp <= t1 + _LOST_NEAR_NS]
+            if chunks:
+                out.append(f'{topic} ({", ".join(dict.fromkeys(chunks))})')
+        return out
 
     def _on_image(self, index: int, stamp: int, msg: Any, msgtype: str) -> Iterator[BagFrame]:
         image, bad = decode_image(msg, msgtype)
@@ -314,6 +381,16 @@ class BagReader:
                     f'frame skipped: its ground truth ({", ".join(map(str, lost))}) '
                     'was not read before the bag broke off',
                 )
+            )
+            return None
+        if self._lost and (
+            lost := self._lost_truth(match.stamp, [self._role_topic[r] for r in self._roles if r not in gts])
+        ):
+            self._problem(
+                rep.skipped,
+                self.image_topic,
+                match.index,
+                f'frame skipped: its ground truth was in a damaged chunk that was skipped: {", ".join(lost)}',
             )
             return None
         for role, gt in gts.items():

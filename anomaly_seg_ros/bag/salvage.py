@@ -5,15 +5,17 @@ recorder was killed, the disk filled up, a copy stopped half way) cannot be open
 scanner walks the data section from the start instead and stops at the first record that is cut off
 or makes no sense. Chunks written without compression (what rosbags and, by default, ros2 bag record
 write) are parsed message by message, so even a partly written chunk gives back its complete
-messages; a compressed chunk is only usable when it is complete.
+messages; a compressed chunk is only usable when it is complete. A complete chunk that fails its
+CRC-32 (when one is recorded) or cannot be decoded is skipped and reported, and the scan goes on.
 
 MCAP layout (https://mcap.dev/spec): magic, then records ``opcode:u8 length:u64 body``; little
 endian; strings are ``u32 length + utf-8``. Opcodes used here: 0x01 header, 0x02 footer, 0x03
-schema, 0x04 channel, 0x05 message, 0x06 chunk, 0x0F data end.
+schema, 0x04 channel, 0x05 message, 0x06 chunk, 0x07 message index, 0x0F data end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 from collections.abc import Iterator
@@ -21,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ['McapChannel', 'McapMessage', 'McapSalvage', 'McapSchema', 'ScanStopped', 'decompress_chunk']
+__all__ = [
+    'McapChannel',
+    'McapChunkLoss',
+    'McapMessage',
+    'McapSalvage',
+    'McapSchema',
+    'ScanStopped',
+    'decompress_chunk',
+]
 
 MAGIC = b'\x89MCAP0\r\n'
 
@@ -30,11 +40,13 @@ _OP_SCHEMA = 0x03
 _OP_CHANNEL = 0x04
 _OP_MESSAGE = 0x05
 _OP_CHUNK = 0x06
+_OP_MESSAGE_INDEX = 0x07
 _OP_DATA_END = 0x0F
 
 _REC = struct.Struct('<BQ')  # opcode, length
 _MSG = struct.Struct('<HIQQ')  # channel id, sequence, log time, publish time
 _CHUNK = struct.Struct('<QQQI')  # start time, end time, uncompressed size, crc
+_FOOTER = struct.Struct('<QQI')  # summary start, summary offset start, summary crc
 
 
 class ScanStopped(Exception):
@@ -62,6 +74,24 @@ class McapMessage:
     channel_id: int
     log_time: int
     data: bytes
+
+
+@dataclass(frozen=True)
+class McapChunkLoss:
+    """A complete chunk that is damaged and was skipped: nothing in it is used.
+
+    index: the chunk's number in file order (0-based); offset: the file offset of its record;
+    reason: why (CRC mismatch, undecodable, records that make no sense); start_ns/end_ns: the message
+    log-time range its header states (None: the header was unreadable); log_times: channel id -> log
+    times of its messages, from the message-index records after it (None: the file has none there).
+    """
+
+    index: int
+    offset: int
+    reason: str
+    start_ns: int | None
+    end_ns: int | None
+    log_times: dict[int, list[int]] | None
 
 
 def decompress_chunk(data: bytes, compression: str, size: int, crc: int) -> bytes:
@@ -109,7 +139,9 @@ class McapSalvage:
 
     After iteration, ``error`` is None when the file ended cleanly (data-end or footer record reached)
     or a text saying where and why the scan stopped; ``offset`` is the byte offset reached and
-    ``size`` the file size. Only messages whose record is complete are yielded.
+    ``size`` the file size. Only messages whose record is complete are yielded. A complete chunk that
+    is damaged (CRC mismatch, undecodable) is skipped: an :class:`McapChunkLoss` is yielded in its place
+    (and kept in ``losses``) and the scan goes on with the next record.
     """
 
     def __init__(self, path: Path) -> None:
@@ -117,6 +149,7 @@ class McapSalvage:
         self.schemas: dict[int, McapSchema] = {}
         self.channels: dict[int, McapChannel] = {}
         self.error: str | None = None
+        self.losses: list[McapChunkLoss] = []
         self.offset = 0
         self.size = 0
 
@@ -169,39 +202,107 @@ class McapSalvage:
             yield McapMessage(cid, log_time, bytes(body[_MSG.size :]))
         # every other record (indexes, attachments, metadata) carries no messages
 
-    def _chunk(self, bio: BinaryIO, length: int, start: int) -> Iterator[McapSchema | McapChannel | McapMessage]:
+    def _chunk_head(self, bio: BinaryIO) -> tuple[int, int, int, int, str, int]:
+        """(start time, end time, uncompressed size, crc, compression, records size) of the chunk at ``bio``."""
         head = bio.read(_CHUNK.size + 4)
         if len(head) < _CHUNK.size + 4:
             raise ScanStopped('file ends inside a chunk header')
-        _t0, _t1, usize, crc = _CHUNK.unpack_from(head, 0)
+        t0, t1, usize, crc = _CHUNK.unpack_from(head, 0)
         (clen,) = struct.unpack_from('<I', head, _CHUNK.size)
         compression = bio.read(clen)
         sizebuf = bio.read(8)
         if len(compression) < clen or len(sizebuf) < 8:
             raise ScanStopped('file ends inside a chunk header')
-        compression_name = compression.decode('utf-8', errors='replace')
         (rsize,) = struct.unpack('<Q', sizebuf)
+        return t0, t1, usize, crc, compression.decode('utf-8', errors='replace'), rsize
+
+    def _cut_chunk(self, bio: BinaryIO, length: int) -> Iterator[McapSchema | McapChannel | McapMessage]:
+        """A chunk the file ends inside: its complete records (uncompressed only), then ``ScanStopped``."""
+        _t0, _t1, _usize, _crc, compression_name, rsize = self._chunk_head(bio)
         records_start = bio.tell()
-        available = max(0, self.size - records_start)
         if rsize > length:
             raise ScanStopped(f'chunk records ({rsize} bytes) exceed the chunk record ({length} bytes)')
-        data = bio.read(min(rsize, available))
-        complete = len(data) == rsize
+        data = bio.read(min(rsize, max(0, self.size - records_start)))
         if compression_name:
-            if not complete:
-                raise ScanStopped(
-                    f'file ends inside a {compression_name}-compressed chunk '
-                    f'({len(data)} of {rsize} bytes); a cut compressed chunk cannot be decoded'
-                )
-            data = decompress_chunk(data, compression_name, usize, crc)
-            yield from self._records(memoryview(data), records_start)
-        else:
-            yield from self._records(memoryview(data), records_start)
-            if not complete:
-                raise ScanStopped(f'file ends inside a chunk ({len(data)} of {rsize} bytes present)')
-        _ = bio.seek(start + _REC.size + length)
+            raise ScanStopped(
+                f'file ends inside a {compression_name}-compressed chunk '
+                f'({len(data)} of {rsize} bytes); a cut compressed chunk cannot be decoded'
+            )
+        yield from self._records(memoryview(data), records_start)
+        raise ScanStopped(f'file ends inside a chunk ({len(data)} of {rsize} bytes present)')
 
-    def __iter__(self) -> Iterator[McapSchema | McapChannel | McapMessage]:
+    def _complete_chunk(
+        self, bio: BinaryIO, length: int, start: int, number: int
+    ) -> list[McapSchema | McapChannel | McapMessage] | McapChunkLoss:
+        """The records of a chunk that lies wholly in the file, or what was lost when it is damaged
+        (CRC mismatch, undecodable, records that make no sense): nothing of a damaged chunk is used."""
+        t0: int | None = None
+        t1: int | None = None
+        try:
+            t0, t1, usize, crc, compression_name, rsize = self._chunk_head(bio)
+            records_start = bio.tell()
+            if rsize > length:
+                raise ScanStopped(f'chunk records ({rsize} bytes) exceed the chunk record ({length} bytes)')
+            data = bio.read(rsize)
+            if compression_name:
+                data = decompress_chunk(data, compression_name, usize, crc)
+            elif crc and (got := zlib.crc32(data)) != crc:
+                raise ScanStopped(f'chunk fails its CRC check (recorded 0x{crc:08x}, computed 0x{got:08x})')
+            records = list(self._records(memoryview(data), records_start))
+        except ScanStopped as bad:
+            _ = bio.seek(start + _REC.size + length)
+            return McapChunkLoss(number, start, str(bad), t0, t1, self._message_index(bio))
+        _ = bio.seek(start + _REC.size + length)
+        return records
+
+    def _message_index(self, bio: BinaryIO) -> dict[int, list[int]] | None:
+        """Log times per channel from the message-index records that follow a chunk (None: there are none);
+        leaves ``bio`` after them. They say what a damaged chunk held without trusting its bytes."""
+        found: dict[int, list[int]] | None = None
+        while True:
+            pos = bio.tell()
+            head = bio.read(_REC.size)
+            if len(head) < _REC.size:
+                break
+            op, length = _REC.unpack(head)
+            if op != _OP_MESSAGE_INDEX or pos + _REC.size + length > self.size or length < 6:
+                break
+            body = bio.read(length)
+            cid, nbytes = struct.unpack_from('<HI', body, 0)
+            pairs = body[6 : 6 + nbytes]
+            times = [t for t, _ in struct.iter_unpack('<QQ', pairs[: len(pairs) // 16 * 16])]
+            found = found if found is not None else {}
+            found.setdefault(cid, []).extend(times)
+        _ = bio.seek(pos)
+        return found
+
+    def _summary(self, bio: BinaryIO) -> None:
+        """Schemas and channels of the summary section, when the footer is intact: a damaged first chunk
+        (where writers put them) then does not hide the topics of the intact chunks."""
+        if self.size < len(MAGIC) * 2 + _REC.size + _FOOTER.size:
+            return
+        footer_at = self.size - len(MAGIC) - _REC.size - _FOOTER.size
+        _ = bio.seek(footer_at)
+        tail = bio.read(_REC.size + _FOOTER.size + len(MAGIC))
+        op, length = _REC.unpack_from(tail, 0)
+        if tail[-len(MAGIC) :] != MAGIC or op != _OP_FOOTER or length != _FOOTER.size:
+            return
+        summary_start, _offsets, _crc = _FOOTER.unpack_from(tail, _REC.size)
+        if not len(MAGIC) <= summary_start < footer_at:
+            return
+        _ = bio.seek(summary_start)
+        with contextlib.suppress(ScanStopped):
+            buf = memoryview(bio.read(footer_at - summary_start))
+            pos = 0
+            while pos + _REC.size <= len(buf):
+                op, length = _REC.unpack_from(buf, pos)
+                body = buf[pos + _REC.size : pos + _REC.size + length]
+                if op in (_OP_SCHEMA, _OP_CHANNEL):
+                    for _ in self._record(op, body):
+                        pass
+                pos += _REC.size + length
+
+    def __iter__(self) -> Iterator[McapSchema | McapChannel | McapMessage | McapChunkLoss]:
         try:
             bio = self.path.open('rb')
         except OSError as exc:
@@ -213,7 +314,10 @@ class McapSalvage:
             try:
                 if bio.read(len(MAGIC)) != MAGIC:
                     raise ScanStopped('no MCAP magic at the start of the file')
+                self._summary(bio)
+                _ = bio.seek(len(MAGIC))
                 self.offset = len(MAGIC)
+                chunks = 0
                 while True:
                     start = bio.tell()
                     self.offset = start
@@ -227,12 +331,18 @@ class McapSalvage:
                         return
                     if start + _REC.size + length > self.size:
                         if op == _OP_CHUNK:
-                            yield from self._chunk(bio, length, start)
+                            yield from self._cut_chunk(bio, length)
                         raise ScanStopped(
                             f'file ends inside a record (opcode 0x{op:02x} of {length} bytes at offset {start})'
                         )
                     if op == _OP_CHUNK:
-                        yield from self._chunk(bio, length, start)
+                        got = self._complete_chunk(bio, length, start, chunks)
+                        chunks += 1
+                        if isinstance(got, McapChunkLoss):
+                            self.losses.append(got)
+                            yield got
+                        else:
+                            yield from got
                     elif op in (_OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE):
                         yield from self._record(op, memoryview(bio.read(length)))
                     else:  # header, indexes, attachments, metadata: no messages in them

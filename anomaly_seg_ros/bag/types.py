@@ -66,6 +66,9 @@ class BagReadReport:
     warnings: list[BagIssue] = field(default_factory=list)
     unmatched: dict[str, list[int]] = field(default_factory=dict)  # GT topic -> message indices
     failure: BagIssue | None = None  # truncated/corrupt bag: where reading stopped and why
+    # damaged MCAP chunks skipped (each also one ``skipped`` issue): chunk (number in file order), offset
+    # (byte), reason, start_ns/end_ns (log-time range), messages ({topic: [message indices]}; None: unknown)
+    chunks_lost: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     finished: bool = False
 

@@ -5,6 +5,10 @@ ground truth as mono8 sensor_msgs/Image on their own topics, all with the same h
 frame_id, so a subscriber (or :func:`anomaly_seg_ros.bag.read_bag`) pairs them by stamp. The bag
 timestamp of every message equals its header stamp.
 
+An mcap bag gets a CRC-32 in every chunk (:func:`~anomaly_seg_ros.bag.mcap_crc.write_chunk_crcs`, filled
+in after rosbags closed the file, since its writer records none), so a flipped bit is found when the
+bag is read; sqlite3 has no per-message checksum to fill.
+
 The bag is written as rosbag2 format version 8: its metadata.yaml stores QoS profiles as a string,
 which ``ros2 bag info`` / ``ros2 bag play`` of Humble and later all parse (version 9 changes that
 field to a YAML list that Humble cannot read). An mcap bag needs the rosbag2_storage_mcap plugin on
@@ -30,6 +34,7 @@ from anomaly_seg_ros.bag.conventions import (
     require_rosbags,
     ros2_typestore,
 )
+from anomaly_seg_ros.bag.mcap_crc import write_chunk_crcs
 from anomaly_seg_ros.data.sample import Sample
 from anomaly_seg_ros.defaults import BAG_FRAME_ID, BAG_RATE_HZ, BAG_STORAGE, GT_ANOMALY_TOPIC, GT_LABELS_TOPIC
 from anomaly_seg_ros.errors import BagError, CodecError
@@ -247,6 +252,13 @@ def write_bag(
     finally:
         if bar is not None:
             bar.close()
+    if storage == 'mcap':
+        try:
+            for mcap in out.glob('*.mcap'):
+                write_chunk_crcs(mcap)
+        except BagError:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
 
     return {
         'path': str(out),

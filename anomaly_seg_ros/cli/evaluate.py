@@ -56,8 +56,16 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     src.add_argument('--size', type=SizeArg(), default=SYNTHETIC_FRAME_SIZE, help='synthetic: frame WIDTHxHEIGHT')
     src.add_argument('--limit', type=positive_int, help='evaluate only the first N frames')
     src.add_argument('--image-topic', help='bag image topic (default: the only Image/CompressedImage topic)')
-    src.add_argument('--anomaly-topic', default=GT_ANOMALY_TOPIC, help='bag anomaly GT topic (mono8 0/1/255)')
-    src.add_argument('--labels-topic', default=GT_LABELS_TOPIC, help='bag trainId GT topic (mono8)')
+    src.add_argument(
+        '--anomaly-topic',
+        help=f'bag anomaly GT topic (mono8 0/1/255); a named topic must be in the bag '
+        f'(default: {GT_ANOMALY_TOPIC} if the bag has it)',
+    )
+    src.add_argument(
+        '--labels-topic',
+        help=f'bag trainId GT topic (mono8); a named topic must be in the bag '
+        f'(default: {GT_LABELS_TOPIC} if the bag has it)',
+    )
     src.add_argument('--strict', action='store_true', help='stop at the first bad message instead of skipping it')
     run_group = ev.add_argument_group('what runs')
     run_group.add_argument(
