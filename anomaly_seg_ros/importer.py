@@ -56,7 +56,15 @@ def read_class_list(spec: str) -> list[str] | str:
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(f"--classes: {spec!r} is neither 'cityscapes' nor a file of class names")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding='utf-8')
+    except UnicodeDecodeError:
+        raise ConfigError(f'--classes: {path} is not a UTF-8 text file of class names, one per line') from None
+    except OSError as e:
+        raise ConfigError(f'--classes: cannot read {path}: {e.strerror or e}') from None
+    if '\x00' in text or any(not line.isprintable() for line in text.splitlines()):
+        raise ConfigError(f'--classes: {path} holds control characters; expected class names, one per line')
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) < 2:
         raise ConfigError(f'{path}: needs at least 2 class names, one per line; found {len(names)}')
     return names
@@ -70,8 +78,58 @@ def _onnx_input_size(path: Path) -> tuple[int, int] | None:
         raise ConfigError(f'{path}: input must be NCHW (rank 4), found shape {shape}')
     if shape[1] not in (3, None) and not isinstance(shape[1], str):
         raise ConfigError(f'{path}: input must have 3 channels, found shape {shape}')
+    if isinstance(shape[0], int) and shape[0] != 1:
+        raise ConfigError(
+            f'{path}: the batch dimension is fixed at {shape[0]}; the pipeline runs batch 1: '
+            're-export with batch 1 or a dynamic batch'
+        )
     h, w = shape[2], shape[3]
-    return (w, h) if isinstance(h, int) and isinstance(w, int) else None
+    if not (isinstance(h, int) and isinstance(w, int)):
+        return None
+    _check_input_size((w, h), f'{path}: the ONNX input')
+    return (w, h)
+
+
+#: bounds on a declared input size, checked before any buffer is allocated
+MAX_INPUT_SIDE = 8192
+MAX_INPUT_PIXELS = 32 * 1024 * 1024
+
+
+def _check_input_size(size: tuple[int, int], what: str) -> None:
+    w, h = size
+    if w < 1 or h < 1 or w > MAX_INPUT_SIDE or h > MAX_INPUT_SIDE or w * h > MAX_INPUT_PIXELS:
+        raise ConfigError(
+            f'{what} is {w}x{h}; supported: 1..{MAX_INPUT_SIDE} per side and at most '
+            f'{MAX_INPUT_PIXELS // (1024 * 1024)} Mpixel (nothing was allocated)'
+        )
+
+
+def _onnx_external_files(path: Path) -> list[str]:
+    """Relative locations of the external-data files an ONNX model references (models over 2 GB keep their
+    weights beside the graph); each must exist next to the file and stay inside its folder."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf and onnx raise several types; the text says why
+        raise ConfigError(f'{path}: not a readable ONNX file: {type(e).__name__}: {e}') from None
+    locations: set[str] = set()
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        tensors += [a.t for a in node.attribute if a.HasField('t')]
+    for t in tensors:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            loc = next((e.value for e in t.external_data if e.key == 'location'), None)
+            if loc is not None:
+                locations.add(loc)
+    root = path.parent.resolve()
+    for loc in sorted(locations):
+        target = (path.parent / loc).resolve()
+        if root not in target.parents:
+            raise ConfigError(f'{path}: external data {loc!r} lies outside the model folder; refusing to copy it')
+        if not target.is_file():
+            raise ConfigError(f'{path}: external data file {loc!r} is missing (expected {target})')
+    return sorted(locations)
 
 
 def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, overwrite: bool = False) -> Path:
@@ -84,6 +142,7 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
     if out.exists() and not overwrite:
         raise ConfigError(f'{out} already exists (use --overwrite to replace it)')
     size = opts.input_size
+    external = _onnx_external_files(source) if fmt == 'onnx' else []
     if fmt == 'onnx':
         fixed = _onnx_input_size(source)
         if size is None:
@@ -94,6 +153,15 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
             )
     if size is None:
         raise ConfigError(f'{source}: input size is not fixed in the file; give --input-size WIDTHxHEIGHT')
+    _check_input_size(size, '--input-size')
+    if fmt == 'torch' and opts.architecture != 'external':
+        from .nets import build_net
+
+        build_net(
+            opts.architecture,
+            len(read_class_list(opts.classes)) if opts.classes != 'cityscapes' else 19,
+            **dict(opts.arch_args or {}),
+        )  # fail naming the arch args before copying anything
     if fmt == 'torch' and opts.architecture == 'external':
         raise ConfigError('--torch needs --architecture (a registered net, e.g. icnet_small)')
     weights_name = {'onnx': 'model.onnx', 'torch': 'model.pt', 'torchscript': 'model.ts'}[fmt]
@@ -121,6 +189,10 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
         staging = Path(tmp) / opts.name
         staging.mkdir()
         shutil.copyfile(source, staging / weights_name)
+        for rel in external:
+            dst = staging / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source.parent / rel, dst)
         with open(staging / 'model.yaml', 'w', encoding='utf-8') as f:
             yaml.safe_dump(model_yaml, f, sort_keys=False)
         _validate(staging, fmt)

@@ -7,6 +7,7 @@ image does not carry. Opset 17 covers everything the project's nets use.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -17,7 +18,9 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import BackendError
 
-__all__ = ['OPSET', 'cache_dir', 'export_onnx', 'exported_onnx_for']
+__all__ = ['OPSET', 'cache_dir', 'cache_entry_ok', 'export_onnx', 'exported_onnx_for']
+
+log = logging.getLogger(__name__)
 
 OPSET = 17
 
@@ -51,8 +54,26 @@ def export_onnx(net: nn.Module, height: int, width: int, path: Path, opset: int 
         raise BackendError(
             f'ONNX export of {type(net).__name__} at {width}x{height} failed: {type(e).__name__}: {str(e)[-400:]}'
         ) from None
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    _digest_file(path).write_text(digest + '\n')
     return path
+
+
+def _digest_file(path: Path) -> Path:
+    return path.with_name(path.name + '.sha256')
+
+
+def cache_entry_ok(path: Path) -> bool:
+    """A cached export is used only when its bytes still match the sha256 written beside it at export time
+    (a truncated copy, a disk error or a hand edit would otherwise make every start fail)."""
+    digest = _digest_file(path)
+    if not path.is_file() or not digest.is_file():
+        return False
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == digest.read_text().strip()
+    except OSError:
+        return False
 
 
 def exported_onnx_for(model: ModelConfig, net: nn.Module) -> Path:
@@ -64,6 +85,8 @@ def exported_onnx_for(model: ModelConfig, net: nn.Module) -> Path:
         f'{OPSET}|{torch.__version__}'.encode()
     )
     path = cache_dir() / 'onnx' / f'{model.name}-{h.hexdigest()[:16]}.onnx'
-    if not path.is_file():
+    if not cache_entry_ok(path):
+        if path.exists():
+            log.warning('cached ONNX export %s is damaged or unverified: rebuilding it', path)
         export_onnx(net, model.input.height, model.input.width, path)
     return path

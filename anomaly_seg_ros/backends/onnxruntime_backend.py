@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import BackendError
+from .onnx_file import fixed_batch_error
 
 __all__ = ['OnnxRuntimeBackend']
 
@@ -41,6 +42,9 @@ class OnnxRuntimeBackend:
             raise BackendError(f'{path}: expected one input (the image), found {[i.name for i in inputs]}')
         self.input_name = inputs[0].name
         self.input_shape = inputs[0].shape  # ints for fixed dims, strings/None for dynamic ones
+        batch_error = fixed_batch_error(path, self.input_shape)
+        if batch_error:
+            raise BackendError(batch_error)
         self.output_name = self.session.get_outputs()[0].name
         self.device = torch.device('cpu')  # outputs come back as host arrays
         self.path = path

@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,11 @@ def _check_dir(path: Path, what: str) -> Path:
 def _list_files(folder: Path, pattern: str, extensions: Iterable[str], what: str) -> list[Path]:
     """Files under ``folder`` matching ``pattern`` whose suffix is one of ``extensions``, sorted."""
     exts = {e.lower() for e in extensions}
+    try:  # glob skips a folder it cannot read in silence: an unreadable folder would read as "no files"
+        with os.scandir(folder):
+            pass
+    except OSError as e:
+        raise DatasetError(f'cannot list {what} folder {str(folder)!r}: {e.strerror or e}') from None
     files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in exts)
     if not files:
         raise DatasetError(
