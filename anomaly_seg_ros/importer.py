@@ -28,7 +28,7 @@ from .defaults import (
     IMPORT_CLASSES,
     PIXEL_SCALE,
 )
-from .errors import ConfigError
+from .errors import BackendError, ConfigError
 from .pipeline import Pipeline
 
 __all__ = ['ImportOptions', 'import_model', 'read_class_list']
@@ -57,37 +57,17 @@ def read_class_list(spec: str) -> list[str] | str:
     if not path.is_file():
         raise ConfigError(f"--classes: {spec!r} is neither 'cityscapes' nor a file of class names")
     try:
-        text = path.read_text(encoding='utf-8')
+        text = path.read_text(encoding='utf-8-sig')  # -sig: a BOM from a Windows editor is not a class name
     except UnicodeDecodeError:
         raise ConfigError(f'--classes: {path} is not a UTF-8 text file of class names, one per line') from None
     except OSError as e:
         raise ConfigError(f'--classes: cannot read {path}: {e.strerror or e}') from None
-    if '\x00' in text or any(not line.isprintable() for line in text.splitlines()):
+    if any(not line.strip().isprintable() for line in text.splitlines()):
         raise ConfigError(f'--classes: {path} holds control characters; expected class names, one per line')
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) < 2:
         raise ConfigError(f'{path}: needs at least 2 class names, one per line; found {len(names)}')
     return names
-
-
-def _onnx_input_size(path: Path) -> tuple[int, int] | None:
-    from .backends import OnnxRuntimeBackend
-
-    shape = OnnxRuntimeBackend(path).input_shape
-    if len(shape) != 4:
-        raise ConfigError(f'{path}: input must be NCHW (rank 4), found shape {shape}')
-    if shape[1] not in (3, None) and not isinstance(shape[1], str):
-        raise ConfigError(f'{path}: input must have 3 channels, found shape {shape}')
-    if isinstance(shape[0], int) and shape[0] != 1:
-        raise ConfigError(
-            f'{path}: the batch dimension is fixed at {shape[0]}; the pipeline runs batch 1: '
-            're-export with batch 1 or a dynamic batch'
-        )
-    h, w = shape[2], shape[3]
-    if not (isinstance(h, int) and isinstance(w, int)):
-        return None
-    _check_input_size((w, h), f'{path}: the ONNX input')
-    return (w, h)
 
 
 #: bounds on a declared input size, checked before any buffer is allocated
@@ -104,32 +84,49 @@ def _check_input_size(size: tuple[int, int], what: str) -> None:
         )
 
 
-def _onnx_external_files(path: Path) -> list[str]:
-    """Relative locations of the external-data files an ONNX model references (models over 2 GB keep their
-    weights beside the graph); each must exist next to the file and stay inside its folder."""
-    import onnx
+def _inspect_onnx(path: Path) -> tuple[tuple[int, int] | None, tuple[str, ...]]:
+    """(fixed WIDTHxHEIGHT or None, external-data files) of an ONNX file, read from its graph alone, so a
+    huge declared input or a fixed batch is refused before a session or a frame is built."""
+    from .backends.onnx_file import fixed_batch_error, read_onnx_file_info
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf and onnx raise several types; the text says why
-        raise ConfigError(f'{path}: not a readable ONNX file: {type(e).__name__}: {e}') from None
-    locations: set[str] = set()
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        tensors += [a.t for a in node.attribute if a.HasField('t')]
-    for t in tensors:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            loc = next((e.value for e in t.external_data if e.key == 'location'), None)
-            if loc is not None:
-                locations.add(loc)
+        info = read_onnx_file_info(path)
+    except BackendError as e:
+        raise ConfigError(str(e)) from None
+    shape = info.input_shape
+    if len(info.input_names) != 1:
+        raise ConfigError(f'{path}: expected one input (the image), found {list(info.input_names)}')
+    if len(shape) != 4:
+        raise ConfigError(f'{path}: input must be NCHW (rank 4), found shape {list(shape)}')
+    if isinstance(shape[1], int) and shape[1] != 3:
+        raise ConfigError(f'{path}: input must have 3 channels, found shape {list(shape)}')
+    batch_error = fixed_batch_error(path, shape)
+    if batch_error:
+        raise ConfigError(batch_error)
     root = path.parent.resolve()
-    for loc in sorted(locations):
+    for loc in info.external_data:
         target = (path.parent / loc).resolve()
         if root not in target.parents:
             raise ConfigError(f'{path}: external data {loc!r} lies outside the model folder; refusing to copy it')
         if not target.is_file():
             raise ConfigError(f'{path}: external data file {loc!r} is missing (expected {target})')
-    return sorted(locations)
+    h, w = shape[2], shape[3]
+    if not (isinstance(h, int) and isinstance(w, int)):
+        return None, info.external_data
+    _check_input_size((w, h), f'{path}: the ONNX input')
+    return (w, h), info.external_data
+
+
+def _check_arch_args(opts: ImportOptions) -> None:
+    """Build the registered net once, so a bad --arch-arg fails naming it before anything is copied."""
+    from .nets import build_net
+
+    classes = read_class_list(opts.classes)
+    num_outputs = (19 if classes == 'cityscapes' else len(classes)) + int(opts.void_channel)
+    try:
+        build_net(opts.architecture, num_outputs, **dict(opts.arch_args or {}))
+    except ConfigError as e:
+        raise ConfigError(f'--arch-arg: {e}') from None
 
 
 def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, overwrite: bool = False) -> Path:
@@ -142,9 +139,9 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
     if out.exists() and not overwrite:
         raise ConfigError(f'{out} already exists (use --overwrite to replace it)')
     size = opts.input_size
-    external = _onnx_external_files(source) if fmt == 'onnx' else []
+    external: tuple[str, ...] = ()
     if fmt == 'onnx':
-        fixed = _onnx_input_size(source)
+        fixed, external = _inspect_onnx(source)
         if size is None:
             size = fixed
         elif fixed is not None and fixed != size:
@@ -154,16 +151,10 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
     if size is None:
         raise ConfigError(f'{source}: input size is not fixed in the file; give --input-size WIDTHxHEIGHT')
     _check_input_size(size, '--input-size')
-    if fmt == 'torch' and opts.architecture != 'external':
-        from .nets import build_net
-
-        build_net(
-            opts.architecture,
-            len(read_class_list(opts.classes)) if opts.classes != 'cityscapes' else 19,
-            **dict(opts.arch_args or {}),
-        )  # fail naming the arch args before copying anything
     if fmt == 'torch' and opts.architecture == 'external':
         raise ConfigError('--torch needs --architecture (a registered net, e.g. icnet_small)')
+    if fmt == 'torch':
+        _check_arch_args(opts)
     weights_name = {'onnx': 'model.onnx', 'torch': 'model.pt', 'torchscript': 'model.ts'}[fmt]
     model_yaml = {
         'name': opts.name,
@@ -189,7 +180,7 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
         staging = Path(tmp) / opts.name
         staging.mkdir()
         shutil.copyfile(source, staging / weights_name)
-        for rel in external:
+        for rel in external:  # weights beside the graph (every model over 2 GB), at the same relative places
             dst = staging / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source.parent / rel, dst)

@@ -147,8 +147,77 @@ def test_unreadable_images_folder_names_the_os_error(tmp_path: Path, monkeypatch
     def deny(path: object) -> object:
         if Path(str(path)).name == 'images':
             raise PermissionError(13, 'Permission denied', str(path))
-        return real(path)  # type: ignore[arg-type]
+        return real(path)  # type: ignore[call-overload]
 
     monkeypatch.setattr(readers.os, 'scandir', deny)
     with pytest.raises(DatasetError, match=r'cannot list .*images.*Permission denied'):
         readers.open_dataset('folder', tmp_path)
+
+
+def test_hand_written_folder_with_fixed_batch_fails_at_backend_start(tmp_path: Path) -> None:
+    import yaml
+
+    from anomaly_seg_ros.errors import BackendError
+
+    folder = tmp_path / 'b4'
+    folder.mkdir()
+    _export(_Tiny(), folder / 'model.onnx', (4, 3, H, W))
+    model_yaml = {'name': 'b4', 'format': 'onnx', 'weights': 'model.onnx', 'input': {'height': H, 'width': W}}
+    (folder / 'model.yaml').write_text(yaml.safe_dump(model_yaml))
+    with pytest.raises(BackendError, match=r"model\.onnx: the model's batch dimension is fixed at 4"):
+        Pipeline.from_model(folder, backend='onnxruntime')
+
+
+def test_huge_declared_input_never_builds_a_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime
+
+    src = _export(_Tiny(), tmp_path / 'big.onnx', (1, 3, 8, 8))
+    model = onnx.load(str(src))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value, dims[3].dim_value = 30000, 30000
+    onnx.save(model, str(src))
+
+    def no_session(*args: object, **kwargs: object) -> None:
+        raise AssertionError('an ONNX Runtime session was built for a 30000x30000 input')
+
+    monkeypatch.setattr(onnxruntime, 'InferenceSession', no_session)
+    with pytest.raises(ConfigError, match='30000x30000; supported: .*32 Mpixel'):
+        import_model(src, 'onnx', ImportOptions(name='big'), tmp_path / 'models')
+
+
+def test_cli_binary_class_list_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _export(_Tiny(), tmp_path / 'm.onnx', (1, 3, H, W))
+    classes = tmp_path / 'classes.bin'
+    classes.write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(range(256)))
+    rc = cli_main(['import-model', '--onnx', str(src), '--classes', str(classes), '--models-dir', str(tmp_path / 'm')])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(classes) in err and 'Traceback' not in err
+    assert not (tmp_path / 'm' / 'm').exists()
+
+
+def test_class_list_with_a_bom_is_read(tmp_path: Path) -> None:
+    from anomaly_seg_ros.importer import read_class_list
+
+    classes = tmp_path / 'classes.txt'
+    classes.write_bytes('\ufeffroad\r\nobstacle\r\n'.encode())
+    assert read_class_list(str(classes)) == ['road', 'obstacle']
+
+
+def test_cached_export_without_digest_is_rebuilt_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv('ANOMALY_SEG_CACHE', str(tmp_path / 'cache'))
+    torch.save(build_net('icnet_small', 19, width=8).state_dict(), tmp_path / 'w.pt')
+    opts = ImportOptions(name='own', architecture='icnet_small', arch_args={'width': 8}, input_size=(W, H))
+    own = import_model(tmp_path / 'w.pt', 'torch', opts, tmp_path / 'models')
+    Pipeline.from_model(own, backend='onnxruntime')
+    (cached,) = (tmp_path / 'cache' / 'onnx').glob('*.onnx')
+    digest = cached.with_name(cached.name + '.sha256')
+    assert digest.is_file()
+    cached.write_bytes(b'garbage')
+    with caplog.at_level('WARNING', logger='anomaly_seg_ros.backends.export'):
+        Pipeline.from_model(own, backend='onnxruntime')
+    assert any('damaged' in r.getMessage() and str(cached) in r.getMessage() for r in caplog.records)
+    digest.unlink()  # an entry cached before digests were written cannot be trusted either
+    Pipeline.from_model(own, backend='onnxruntime')
+    assert digest.is_file() and onnx.load(str(cached)) is not None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from anomaly_seg_ros.data import readers
 from anomaly_seg_ros.data.readers import (
     CITYSCAPES_LABEL_TO_TRAIN_ID,
     DATASET_FORMATS,
@@ -42,7 +45,7 @@ def _write_mask(path: Path, mask: np.ndarray) -> None:
 
 def _mask(*values: int, dtype: type = np.uint8) -> np.ndarray:
     """An HxW mask with ``values`` in equal vertical bands."""
-    m = np.zeros((H, W), dtype=dtype)
+    m: np.ndarray = np.zeros((H, W), dtype=dtype)
     for i, v in enumerate(values):
         m[:, i * W // len(values) : (i + 1) * W // len(values)] = v
     return m
@@ -71,7 +74,7 @@ def _check_sample(s: Sample, rgb: np.ndarray | None = None) -> None:
 # Cityscapes
 
 
-def _cityscapes(tmp: Path, kind: str, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _cityscapes(tmp: Path, kind: str, masks: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:
     """Frames ``{city}_{seq}_{frame}`` -> image; label files of ``kind`` ('labelIds' / 'labelTrainIds')."""
     images = {}
     for i, (stem, mask) in enumerate(masks.items()):
@@ -410,6 +413,31 @@ def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=_m('e.png', 'colour channels')):
         r[4]
     assert FolderReader(tmp_path)[0].anomaly is not None  # without in_dist_values, 5 -> 0
+
+
+def test_folder_unreadable_images_folder_is_an_oserror_not_no_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_image(tmp_path / 'images' / 'a.png', _rgb(0))
+    image_dir = tmp_path / 'images'
+    if os.geteuid() == 0:  # root reads a chmod 000 folder anyway: simulate the denial instead
+        real_scandir = os.scandir
+
+        def denied(path: Any = '.') -> Any:
+            if Path(path) == image_dir:
+                raise PermissionError(13, 'Permission denied', str(path))
+            return real_scandir(path)
+
+        monkeypatch.setattr(readers.os, 'scandir', denied)
+        with pytest.raises(DatasetError, match=_m('cannot list', str(image_dir), 'Permission denied')):
+            FolderReader(tmp_path, masks=None)
+        return
+    image_dir.chmod(0)
+    try:
+        with pytest.raises(DatasetError, match=_m('cannot list', str(image_dir), 'Permission denied')):
+            FolderReader(tmp_path, masks=None)
+    finally:
+        image_dir.chmod(0o755)
 
 
 # ----------------------------------------------------------------------------------------------------
