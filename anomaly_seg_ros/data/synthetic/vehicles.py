@@ -33,6 +33,13 @@ class _Vehicle:
     prims: list[tuple]
     glow: list[tuple[int, tuple]]
 
+    def parts(self) -> tuple:
+        """Every field in declaration order, the lists themselves (not copies): body builders append to them."""
+        return (
+            self.X, self.X0, self.X1, self.d0, self.d1, self.length, self.front, self.moving,
+            self.tyre, self.glass, self.label, self.prims, self.glow,
+        )  # fmt: skip
+
 
 def car_color(scene: Scene) -> Color:
     """A car paint colour, drawn with the frequencies of a city fleet."""
@@ -138,21 +145,7 @@ def _vehicle(
 def _car_body(scene: Scene, v: _Vehicle) -> float:
     """A car: body box, glazed cabin, lamps and plate on the near face. Returns the roof height."""
     cam, u = scene.cam, scene.u
-    X, X0, X1, d0, d1, length, front, moving, tyre, glass, label, prims, glow = (
-        v.X,
-        v.X0,
-        v.X1,
-        v.d0,
-        v.d1,
-        v.length,
-        v.front,
-        v.moving,
-        v.tyre,
-        v.glass,
-        v.label,
-        v.prims,
-        v.glow,
-    )
+    X, X0, X1, d0, d1, length, front, moving, tyre, glass, label, prims, glow = v.parts()
     col = car_color(scene)
     z_body = u(0.5, 0.62)
     box(scene, prims, X0, X1, d0, d1, 0.18, z_body, col, label, side_wheels=(0.22, tyre, (0.18, 0.82)))
@@ -268,21 +261,7 @@ def _bus_body(scene: Scene, v: _Vehicle) -> float:
 def _tram_body(scene: Scene, v: _Vehicle) -> float:
     """A tram (Cityscapes 'train'): a long low-floor coach in sections, with a pantograph. Returns the roof height."""
     cam, u = scene.cam, scene.u
-    X, X0, X1, d0, d1, length, front, moving, tyre, glass, label, prims, glow = (
-        v.X,
-        v.X0,
-        v.X1,
-        v.d0,
-        v.d1,
-        v.length,
-        v.front,
-        v.moving,
-        v.tyre,
-        v.glass,
-        v.label,
-        v.prims,
-        v.glow,
-    )
+    X, X0, X1, d0, d1, length, front, moving, tyre, glass, label, prims, glow = v.parts()
     col = scene.pick(
         [
             hsv(0, 0, u(0.82, 0.95)),
