@@ -80,9 +80,11 @@ class Pipeline:
         labels = labels_t.cpu().numpy()
         t3 = time.perf_counter()
         h, w = rgb.shape[:2]
+        # Upsampling the 1-channel score and the label map is far cheaper than upsampling C logits; each is
+        # resized on its own, since a scorer may return a map of another size than the logits.
         if score.shape != (h, w):
-            # Upsampling the 1-channel score and the label map is far cheaper than upsampling C logits.
             score = cv2.resize(score, (w, h), interpolation=cv2.INTER_LINEAR)
+        if labels.shape != (h, w):
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         t4 = time.perf_counter()
         ms = [(b - a) * 1e3 for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))]

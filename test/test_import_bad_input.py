@@ -221,3 +221,31 @@ def test_cached_export_without_digest_is_rebuilt_with_a_warning(
     digest.unlink()  # an entry cached before digests were written cannot be trusted either
     Pipeline.from_model(own, backend='onnxruntime')
     assert digest.is_file() and onnx.load(str(cached)) is not None
+
+
+def test_concurrent_exports_of_one_cache_entry_do_not_collide(tmp_path: Path) -> None:
+    """Exporters writing the same cache entry at once (pipelines built in threads, or two nodes starting together)
+    all succeed and leave one valid, verified file; they used to share one temporary path, and torch's exporter
+    fails when two threads run it at once."""
+    import threading
+
+    from anomaly_seg_ros.backends.export import cache_entry_ok, export_onnx
+
+    target = tmp_path / 'cache' / 'same.onnx'
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            export_onnx(_Tiny(), H, W, target)
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    onnx.checker.check_model(str(target))
+    assert cache_entry_ok(target)
+    assert not list(target.parent.glob('*.tmp.onnx*'))

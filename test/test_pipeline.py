@@ -88,3 +88,22 @@ def test_checkpoint_refuses_pickled_code(tmp_path: Path) -> None:
     torch.save({'x': Evil()}, tmp_path / 'evil.pt')
     with pytest.raises(CheckpointError, match='cannot load weights'):
         load_state_dict_strict(build_net('icnet_small', 19, width=8), tmp_path / 'evil.pt')
+
+
+def test_labels_and_score_resized_independently(tiny_model: Path) -> None:
+    """A scorer whose map has another size than the logits: the labels must still come back at the frame size."""
+    import torch.nn.functional as F
+
+    p = Pipeline.from_model(tiny_model)
+    inner = p.scorer
+
+    class Coarse(type(inner)):  # type: ignore[misc]
+        def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+            return F.avg_pool2d(inner(logits, image)[:, None], 2)[:, 0]
+
+    coarse = Coarse(inner.num_classes, inner.void_channel)
+    p.scorer = coarse
+    r = p(np.zeros((100, 150, 3), np.uint8))
+    assert r.score.shape == (100, 150) and r.labels.shape == (100, 150)
+    r = p(np.zeros((p.model.input.height, p.model.input.width, 3), np.uint8))
+    assert r.labels.shape == (p.model.input.height, p.model.input.width) == r.score.shape

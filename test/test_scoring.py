@@ -83,3 +83,26 @@ def test_void_channel_ignored_by_class_scorers() -> None:
         torch.testing.assert_close(a, b)
     void = build_scorer('void', 4, void_channel=True)(with_void, IMG)
     assert float(void.min()) > 0.99  # the void logit dominates
+
+
+@pytest.mark.parametrize('name', ['entropy', 'max_softmax', 'softmax_distance'])
+@pytest.mark.parametrize('num_classes', [2, 19, 37])
+def test_scores_stay_inside_the_declared_range(name: str, num_classes: int) -> None:
+    """Uniform pixels (the top of max_softmax's range), near-ties and huge logits: float rounding must not push a
+    score outside the range the metrics bin over (max_softmax exceeded 1 - 1/C on uniform pixels before)."""
+    scorer = build_scorer(name, num_classes)
+    lo, hi = scorer.score_range
+    g = torch.Generator().manual_seed(num_classes)
+    logits = torch.cat(
+        [
+            torch.zeros(1, num_classes, 4, 4),  # uniform
+            torch.full((1, num_classes, 4, 4), 7.3),  # uniform, other offset
+            torch.randn(1, num_classes, 4, 4, generator=g) * 1e-6,  # near-ties
+            torch.randn(1, num_classes, 4, 4, generator=g) * 50.0,  # near one-hot
+        ]
+    )
+    s = scorer(logits, torch.zeros(4, 3, 4, 4)).numpy()
+    assert s.dtype == np.float32
+    assert float(s.min()) >= lo and float(s.max()) <= hi
+    if name == 'max_softmax':
+        assert float(s[0].max()) == hi  # a uniform pixel scores exactly the top of the range

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
+import uuid
 import warnings
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from ..errors import BackendError
 __all__ = ['OPSET', 'cache_dir', 'cache_entry_ok', 'export_onnx', 'exported_onnx_for']
 
 log = logging.getLogger(__name__)
+_EXPORT_LOCK = threading.Lock()
 
 OPSET = 17
 
@@ -35,10 +38,12 @@ def cache_dir() -> Path:
 def export_onnx(net: nn.Module, height: int, width: int, path: Path, opset: int = OPSET) -> Path:
     """Trace `net` at a fixed 1x3xHxW input (fixed shapes build the fastest TensorRT engines)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix('.tmp.onnx')
+    # unique per writer: two processes exporting the same cache entry at once must not write into one file
+    tmp = path.with_name(f'{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.onnx')
     x = torch.zeros(1, 3, height, width)
     try:
-        with warnings.catch_warnings():
+        # torch's exporter keeps global state: two threads exporting at once fail ("in_onnx_export")
+        with _EXPORT_LOCK, warnings.catch_warnings():
             warnings.simplefilter('ignore')
             torch.onnx.export(
                 net.eval(),
@@ -55,8 +60,12 @@ def export_onnx(net: nn.Module, height: int, width: int, path: Path, opset: int 
             f'ONNX export of {type(net).__name__} at {width}x{height} failed: {type(e).__name__}: {str(e)[-400:]}'
         ) from None
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    tmp.replace(path)  # atomic: a concurrent reader never sees half a file
-    _digest_file(path).write_text(digest + '\n')
+    tmp_digest = tmp.with_name(tmp.name + '.sha256')
+    tmp_digest.write_text(digest + '\n')
+    # model first, then its digest, each by an atomic rename: a reader sees an old, a new or no entry, and a
+    # model whose digest is not there yet is merely re-exported, never used unverified
+    tmp.replace(path)
+    tmp_digest.replace(_digest_file(path))
     return path
 
 

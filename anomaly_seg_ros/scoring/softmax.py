@@ -28,11 +28,13 @@ class MaxSoftmax(Scorer):
 
     def __init__(self, num_classes: int, void_channel: bool = False) -> None:
         super().__init__(num_classes, void_channel)
-        # The top probability is at least 1/C, so the score never exceeds 1 - 1/C.
-        self.score_range = (0.0, 1.0 - 1.0 / num_classes)
+        # The top probability is at least 1/C, so the score never exceeds 1 - 1/C; the bound is declared as the
+        # float32 value the clamp produces, so a uniform pixel scores exactly the top of the range, never above.
+        self.score_range = (0.0, float(torch.tensor(1.0 - 1.0 / num_classes, dtype=torch.float32)))
 
     def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return 1.0 - F.softmax(self.class_logits(logits), dim=1).amax(dim=1)
+        s = 1.0 - F.softmax(self.class_logits(logits), dim=1).amax(dim=1)
+        return s.clamp_(*self.score_range)  # only float rounding can leave the range
 
 
 class NormalizedEntropy(Scorer):
@@ -56,7 +58,7 @@ class SoftmaxDistance(Scorer):
 
     def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         top2 = F.softmax(self.class_logits(logits), dim=1).topk(2, dim=1).values
-        return 1.0 - top2[:, 0] + top2[:, 1]
+        return (1.0 - top2[:, 0] + top2[:, 1]).clamp_(0.0, 1.0)  # only float rounding can leave [0, 1]
 
 
 class MaxLogit(Scorer):
