@@ -174,19 +174,7 @@ def _car_body(scene: Scene, v: _Vehicle) -> float:
 def _truck_body(scene: Scene, v: _Vehicle) -> float:
     """A truck or van: cab and cargo box (cab nearest when it comes towards the camera). Returns the roof height."""
     cam, u = scene.cam, scene.u
-    X0, X1, d0, d1, front, moving, tyre, glass, label, prims, glow = (
-        v.X0,
-        v.X1,
-        v.d0,
-        v.d1,
-        v.front,
-        v.moving,
-        v.tyre,
-        v.glass,
-        v.label,
-        v.prims,
-        v.glow,
-    )
+    _, X0, X1, d0, d1, _, front, moving, tyre, glass, label, prims, glow = v.parts()
     cargo_col = scene.pick([hsv(0, 0, u(0.8, 0.95)), hsv(u(0, 360), u(0.3, 0.7), u(0.35, 0.7)), hsv(0, 0, u(0.4, 0.6))])
     cab_col = car_color(scene)
     cab_len = 1.6
@@ -231,19 +219,7 @@ def _truck_body(scene: Scene, v: _Vehicle) -> float:
 def _bus_body(scene: Scene, v: _Vehicle) -> float:
     """A bus: a coach body with two axles. Returns the roof height."""
     u = scene.u
-    X0, X1, d0, d1, front, moving, tyre, glass, label, prims, glow = (
-        v.X0,
-        v.X1,
-        v.d0,
-        v.d1,
-        v.front,
-        v.moving,
-        v.tyre,
-        v.glass,
-        v.label,
-        v.prims,
-        v.glow,
-    )
+    _, X0, X1, d0, d1, _, front, moving, tyre, glass, label, prims, glow = v.parts()
     col = scene.pick(
         [
             hsv(u(45, 55), u(0.7, 0.9), u(0.75, 0.9)),
