@@ -7,6 +7,7 @@ on a test vehicle looking at a launch log, not at this code.
 from __future__ import annotations
 
 import dataclasses
+import re
 import math
 import sys
 from dataclasses import dataclass, field
@@ -162,6 +163,10 @@ class ModelConfig:
     description: str = ''
     #: the net outputs one more channel after the classes: void/background (several public Cityscapes nets)
     void_channel: bool = False
+    #: named feature taps besides `logits`: a module path (format torch) or a tensor name (format onnx)
+    taps: dict[str, str] = field(default_factory=dict)
+    #: per-scorer entries: {NAME: {'params': {...}, 'artefacts': {KEY: FILE}}}, FILE relative to the folder
+    scorers: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -198,6 +203,8 @@ def load_model_config(path: str | Path) -> ModelConfig:
     arch_args = r.get('arch_args', dict, {})
     description = r.get('description', str, '')
     void_channel = r.get('void_channel', bool, False)
+    taps = _taps(r, fmt)
+    scorers = _scorer_entries(r)
     ri = _Reader(r.get('input', dict), str(path), 'input.')
     height = ri.get('height', int)
     width = ri.get('width', int)
@@ -227,7 +234,54 @@ def load_model_config(path: str | Path) -> ModelConfig:
         arch_args=arch_args,
         description=description,
         void_channel=void_channel,
+        taps=taps,
+        scorers=scorers,
     )
+
+
+#: output names a tap may not take: the net's logits and the graph's own input and outputs
+RESERVED_OUTPUTS = ('logits', 'image', 'frame', 'labels', 'score')
+_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+def _taps(r: _Reader, fmt: str) -> dict[str, str]:
+    raw = r.get('taps', dict, {})
+    taps: dict[str, str] = {}
+    for name, where in raw.items():
+        key = f'taps.{name}'
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise r.fail('taps', f'tap name {name!r} must be an identifier (letters, digits, _)')
+        if name in RESERVED_OUTPUTS:
+            raise r.fail(key, f'{name!r} is reserved ({", ".join(RESERVED_OUTPUTS)} are the graph\'s own names)')
+        if not isinstance(where, str) or not where:
+            what = 'a tensor name inside the ONNX graph' if fmt == 'onnx' else 'a module path such as head.0.1'
+            raise r.fail(key, f'must be {what}, got {where!r}')
+        taps[name] = where
+    if taps and fmt == 'torchscript':
+        raise r.fail('taps', 'feature taps need format torch (module paths) or onnx (tensor names), not torchscript')
+    return taps
+
+
+def _scorer_entries(r: _Reader) -> dict[str, dict[str, dict[str, Any]]]:
+    raw = r.get('scorers', dict, {})
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, entry in raw.items():
+        key = f'scorers.{name}'
+        if not isinstance(entry, dict):
+            raise r.fail(key, f'must be a mapping with params and/or artefacts, got {entry!r}')
+        unknown = sorted(set(entry) - {'params', 'artefacts'})
+        if unknown:
+            raise r.fail(key, f'unknown key(s) {", ".join(map(str, unknown))}; allowed: params, artefacts')
+        params = entry.get('params', {}) or {}
+        artefacts = entry.get('artefacts', {}) or {}
+        if not isinstance(params, dict):
+            raise r.fail(f'{key}.params', f'must be a mapping, got {params!r}')
+        if not isinstance(artefacts, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in artefacts.items()
+        ):
+            raise r.fail(f'{key}.artefacts', f'must map artefact keys to file names, got {artefacts!r}')
+        out[str(name)] = {'params': dict(params), 'artefacts': dict(artefacts)}
+    return out
 
 
 def _triple(r: _Reader, name: str, default: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -250,7 +304,8 @@ def resolve_model_dir(model: str) -> Path:
 
 
 QOS_CHOICES = ('sensor_data', 'reliable')
-BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
+BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
+PRECISIONS = ('auto', 'fp32', 'fp16', 'int8')
 
 
 @dataclass(frozen=True)
@@ -259,8 +314,9 @@ class NodeConfig:
 
     model: str = 'default'
     scorer: str = ''  # empty: the scorer named in model.yaml
-    backend: str = 'torch'
+    backend: str = 'auto'
     device: str = 'cpu'
+    precision: str = 'auto'
     input_qos: str = 'sensor_data'
     subscribe_compressed: bool = False
     publish_color: bool = True
@@ -275,8 +331,9 @@ class NodeConfig:
         return {
             'model': 'model folder path, or the name of a folder under models/ (default: the embedded model)',
             'scorer': 'anomaly scorer name; empty uses the one in model.yaml',
-            'backend': f'inference backend: {", ".join(BACKENDS)}',
-            'device': "torch device for the torch backend: 'cpu', 'cuda', 'cuda:N'",
+            'backend': f'inference backend: {", ".join(BACKENDS)} (auto: the fastest one available here)',
+            'device': "where inference runs: 'cpu', 'cuda', 'cuda:N' (tensorrt needs cuda)",
+            'precision': f'{", ".join(PRECISIONS)}: auto is fp16 on TensorRT and CUDA torch, fp32 elsewhere',
             'input_qos': "subscription QoS: 'sensor_data' (best effort, keep last 1) or 'reliable' (keep last 1)",
             'subscribe_compressed': 'also subscribe image/compressed (sensor_msgs/CompressedImage, jpeg/png)',
             'publish_color': 'publish ~/segmentation/color (rgb8)',
@@ -298,6 +355,8 @@ class NodeConfig:
         r.finish()
         if values['backend'] not in BACKENDS:
             raise r.fail('backend', f'{values["backend"]!r} is not one of {", ".join(BACKENDS)}')
+        if values['precision'] not in PRECISIONS:
+            raise r.fail('precision', f'{values["precision"]!r} is not one of {", ".join(PRECISIONS)}')
         if values['input_qos'] not in QOS_CHOICES:
             raise r.fail('input_qos', f'{values["input_qos"]!r} is not one of {", ".join(QOS_CHOICES)}')
         if not 0.0 <= values['heatmap_alpha'] <= 1.0:

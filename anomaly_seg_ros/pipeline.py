@@ -1,6 +1,8 @@
-"""The one inference path: preprocess -> backend -> scorer -> postprocess (-> segments, later).
+"""The one inference path: a backend running the PipelineGraph (frame -> labels, score, aux maps).
 
 The node, the evaluator, the benchmark and the demo all call `Pipeline.__call__`; there is no second path.
+What runs inside the graph (resize, normalise, net, scorer, upsampling) is in graph.py; which engine runs
+it (eager torch, ONNX Runtime, TensorRT) is the backend's business (backends/).
 """
 
 from __future__ import annotations
@@ -9,20 +11,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
+from torch import nn
 
-from .backends import Backend, build_backend
+from .backends import Backend, GraphSource, build_backend
+from .checks import image_problem
 from .config import ModelConfig, load_model_config, resolve_model_dir
 from .errors import BackendError
-from .preprocess import Preprocessor
 from .scoring import Scorer, build_scorer
 
-__all__ = ['Pipeline', 'Result', 'STAGES']
+__all__ = ['STAGES', 'Pipeline', 'Result']
 
 #: stage names in the order they run; timings use these keys (milliseconds) plus 'total'.
-STAGES = ('preprocess', 'backend', 'scorer', 'postprocess')
+STAGES = ('input', 'graph')
 
 
 @dataclass
@@ -32,73 +33,73 @@ class Result:
     labels: np.ndarray  # HxW uint8 trainIds
     score: np.ndarray  # HxW float32, higher = more anomalous, within score_range
     score_range: tuple[float, float]
+    aux: dict[str, np.ndarray] = field(default_factory=dict)  # HxW float32 maps a later stage asked for
     timings: dict[str, float] = field(default_factory=dict)  # ms per stage, and 'total'
 
 
 class Pipeline:
-    def __init__(self, model: ModelConfig, backend: Backend, scorer: Scorer) -> None:
+    def __init__(self, model: ModelConfig, backend: Backend, scorer: Scorer, backend_name: str = '') -> None:
         self.model = model
         self.backend = backend
-        self.scorer = scorer.eval().to(backend.device)
-        self._preprocess = Preprocessor(model.input)
+        self.scorer = scorer
+        #: what was asked for ('auto' stays visible next to the backend it chose)
+        self.backend_request = backend_name or backend.name
 
     @classmethod
     def from_model(
-        cls, model: str | Path = 'default', scorer: str = '', backend: str = 'torch', device: str = 'cpu'
+        cls,
+        model: str | Path = 'default',
+        scorer: str = '',
+        backend: str = 'auto',
+        device: str = 'cpu',
+        precision: str = 'auto',
+        aux: tuple[str, ...] = (),
+        **options: object,
     ) -> Pipeline:
         """Build from a model folder or a name under models/; raises ConfigError/CheckpointError/BackendError."""
         cfg = load_model_config(resolve_model_dir(str(model)))
-        scorer_module = build_scorer(scorer or cfg.scorer, cfg.num_classes, cfg.void_channel)
-        return cls(cfg, build_backend(cfg, backend, device), scorer_module)
+        scorer_module = build_scorer(scorer or cfg.scorer, cfg)
+        source = GraphSource(cfg, scorer_module, aux)
+        return cls(cfg, build_backend(source, backend, device, precision, **options), scorer_module, backend)
+
+    @classmethod
+    def from_net(cls, model: ModelConfig, net: nn.Module, scorer: str = '') -> Pipeline:
+        """Eager torch on the CPU around an in-memory net (training validates through this)."""
+        from .backends.torch_backend import TorchBackend  # noqa: PLC0415
+
+        scorer_module = build_scorer(scorer or model.scorer, model)
+        return cls(model, TorchBackend(GraphSource(model, scorer_module, net=net)), scorer_module, 'torch')
 
     @property
     def score_range(self) -> tuple[float, float]:
         return self.scorer.score_range
 
-    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
-        """RGB uint8 HxWx3 -> normalised 1x3xhxw float32 at the model's input size."""
-        return self._preprocess(rgb)
-
-    @torch.inference_mode()
     def __call__(self, rgb: np.ndarray) -> Result:
         t0 = time.perf_counter()
-        x = self.preprocess(rgb)
+        problem = image_problem(rgb)
+        if problem is not None:
+            raise TypeError(problem) if not isinstance(rgb, np.ndarray) else ValueError(problem)
+        frame = np.ascontiguousarray(rgb)
         t1 = time.perf_counter()
-        logits = self.backend(x)
-        _sync(logits)
-        if logits.ndim != 4 or logits.shape[1] != self.model.num_outputs:
-            raise BackendError(
-                f'model {self.model.name!r}: expected logits 1x{self.model.num_outputs}xHxW '
-                f'({self.model.num_classes} classes{" + void" if self.model.void_channel else ""}), '
-                f'got {tuple(logits.shape)}'
-            )
+        maps = self.backend(frame)
         t2 = time.perf_counter()
-        score_t = self.scorer(logits, x.to(logits.device))[0]
-        # max().indices, not argmax(): the same first-maximum ids, about 4x faster over the channel dim on CPU
-        labels_t = logits[0, : self.model.num_classes].max(dim=0).indices.to(torch.uint8)
-        score = score_t.float().cpu().numpy()
-        labels = labels_t.cpu().numpy()
-        t3 = time.perf_counter()
+        labels, score = maps.pop('labels'), maps.pop('score')
         h, w = rgb.shape[:2]
-        # Upsampling the 1-channel score and the label map is far cheaper than upsampling C logits; each is
-        # resized on its own, since a scorer may return a map of another size than the logits.
-        if score.shape != (h, w):
-            score = cv2.resize(score, (w, h), interpolation=cv2.INTER_LINEAR)
-        if labels.shape != (h, w):
-            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
-        t4 = time.perf_counter()
-        ms = [(b - a) * 1e3 for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))]
-        timings = dict(zip(STAGES, ms, strict=True))
-        timings['total'] = (t4 - t0) * 1e3
-        return Result(labels=labels, score=score, score_range=self.score_range, timings=timings)
+        if labels.shape != (h, w) or score.shape != (h, w) or labels.dtype != np.uint8:
+            raise BackendError(
+                f'backend {self.backend.name}: expected labels and score {w}x{h} (uint8, float32), got '
+                f'{labels.shape} {labels.dtype} and {score.shape} {score.dtype}'
+            )
+        timings = {'input': (t1 - t0) * 1e3, 'graph': (t2 - t1) * 1e3, 'total': (t2 - t0) * 1e3}
+        return Result(labels=labels, score=score, score_range=self.score_range, aux=maps, timings=timings)
 
-    def warmup(self, runs: int = 2) -> None:
-        """First calls pay for allocator and kernel selection; do it before the first camera frame."""
-        frame = np.zeros((self.model.input.height, self.model.input.width, 3), np.uint8)
+    def warmup(self, runs: int = 2, size: tuple[int, int] | None = None) -> None:
+        """First calls pay for exports, allocator and kernel selection; do it before the first camera frame.
+        `size` (w, h) is the camera's resolution when known, else the model's input size."""
+        w, h = size or (self.model.input.width, self.model.input.height)
+        frame = np.zeros((h, w, 3), np.uint8)
         for _ in range(runs):
             self(frame)
 
-
-def _sync(t: torch.Tensor) -> None:
-    if t.device.type == 'cuda':
-        torch.cuda.synchronize(t.device)
+    def close(self) -> None:
+        self.backend.close()

@@ -1,4 +1,4 @@
-"""Export a model folder's net to ONNX, cached by content, for the onnxruntime (and later TensorRT) backends.
+"""Export the fused pipeline graph to ONNX, cached by content, for the onnxruntime and tensorrt backends.
 
 The legacy TorchScript-based exporter is used: the dynamo exporter needs onnxscript, which the vehicle
 image does not carry. Opset 17 covers everything the project's nets use.
@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from ..errors import BackendError
+from .source import GraphSource
 
-__all__ = ['OPSET', 'cache_dir', 'cache_entry_ok', 'export_onnx', 'exported_onnx_for']
+__all__ = ['OPSET', 'cache_dir', 'cache_entry_ok', 'check_onnx', 'export_onnx', 'fused_onnx_for', 'publish']
 
 log = logging.getLogger(__name__)
 _EXPORT_LOCK = threading.Lock()
@@ -35,38 +35,49 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def export_onnx(net: nn.Module, height: int, width: int, path: Path, opset: int = OPSET) -> Path:
-    """Trace `net` at a fixed 1x3xHxW input (fixed shapes build the fastest TensorRT engines)."""
+def export_onnx(
+    module: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    input_names: tuple[str, ...] = ('image',),
+    output_names: tuple[str, ...] = ('logits',),
+    opset: int = OPSET,
+) -> Path:
+    """Trace `module` at the fixed shape of `example` (fixed shapes build the fastest TensorRT engines) and
+    write it atomically beside a sha256 of its bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # unique per writer: two processes exporting the same cache entry at once must not write into one file
     tmp = path.with_name(f'{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.onnx')
-    x = torch.zeros(1, 3, height, width)
+    what = f'{type(module).__name__} at {"x".join(map(str, example.shape))}'
     try:
         # torch's exporter keeps global state: two threads exporting at once fail ("in_onnx_export")
         with _EXPORT_LOCK, warnings.catch_warnings():
             warnings.simplefilter('ignore')
             torch.onnx.export(
-                net.eval(),
-                (x,),
+                module.eval(),
+                (example,),
                 str(tmp),
                 opset_version=opset,
                 dynamo=False,
-                input_names=['image'],
-                output_names=['logits'],
+                input_names=list(input_names),
+                output_names=list(output_names),
             )
     except Exception as e:  # noqa: BLE001 - the exporter raises many types; the reason is in the text
         tmp.unlink(missing_ok=True)
-        raise BackendError(
-            f'ONNX export of {type(net).__name__} at {width}x{height} failed: {type(e).__name__}: {str(e)[-400:]}'
-        ) from None
+        raise BackendError(f'ONNX export of {what} failed: {type(e).__name__}: {str(e)[-400:]}') from None
+    publish(tmp, path)
+    return path
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Move a finished file into the cache: model first, then its digest, each by an atomic rename, so a reader
+    sees an old, a new or no entry, and a model whose digest is not there yet is merely rebuilt, never used
+    unverified."""
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     tmp_digest = tmp.with_name(tmp.name + '.sha256')
     tmp_digest.write_text(digest + '\n')
-    # model first, then its digest, each by an atomic rename: a reader sees an old, a new or no entry, and a
-    # model whose digest is not there yet is merely re-exported, never used unverified
     tmp.replace(path)
     tmp_digest.replace(_digest_file(path))
-    return path
 
 
 def _digest_file(path: Path) -> Path:
@@ -85,17 +96,48 @@ def cache_entry_ok(path: Path) -> bool:
         return False
 
 
-def exported_onnx_for(model: ModelConfig, net: nn.Module) -> Path:
-    """Path of the cached ONNX export of this model folder; exported on first use."""
+def code_digest() -> str:
+    """Hash of the source that defines what a fused graph computes: a code change re-exports cached graphs."""
+    root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    h.update(model.weights.read_bytes())
-    h.update(
-        f'{model.architecture}|{sorted(model.arch_args.items())}|{model.input.height}x{model.input.width}|'
-        f'{OPSET}|{torch.__version__}'.encode()
-    )
-    path = cache_dir() / 'onnx' / f'{model.name}-{h.hexdigest()[:16]}.onnx'
-    if not cache_entry_ok(path):
-        if path.exists():
-            log.warning('cached ONNX export %s is damaged or unverified: rebuilding it', path)
-        export_onnx(net, model.input.height, model.input.width, path)
+    files = [root / 'graph.py', *sorted((root / 'scoring').glob('*.py')), *sorted((root / 'nets').glob('*.py'))]
+    files += [root / 'backends' / 'source.py', root / 'backends' / 'export.py', root / 'backends' / 'onnx_net.py']
+    for f in files:
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def fused_onnx_for(source: GraphSource, frame_hw: tuple[int, int]) -> Path:
+    """Path of the cached fused graph (frame -> labels, score, aux) at one camera size; built on first use."""
+    height, width = frame_hw
+    key = hashlib.sha256(f'{source.key(frame_hw)}|{OPSET}|{torch.__version__}|{code_digest()}'.encode())
+    name = f'{source.model.name}-{source.scorer.name}-{width}x{height}-{key.hexdigest()[:16]}.onnx'
+    path = cache_dir() / 'graphs' / name
+    if cache_entry_ok(path):
+        return path
+    if path.exists():
+        log.warning('cached graph %s is damaged or unverified: rebuilding it', path)
+    if source.model.format == 'onnx':
+        from .compose import compose_fused  # noqa: PLC0415 - needs the onnx package
+
+        compose_fused(source, frame_hw, path)
+    else:
+        graph = source.graph(frame_hw).cpu()
+        frame = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+        export_onnx(graph, frame, path, ('frame',), source.output_names)
+    check_onnx(path)
     return path
+
+
+def check_onnx(path: Path) -> None:
+    """onnx.checker on the written file (by path, so a graph over 2 GB with external data checks too)."""
+    try:
+        import onnx
+    except ImportError:
+        raise BackendError('checking an exported graph needs the onnx package (pip install onnx)') from None
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as e:  # noqa: BLE001 - the checker raises ValidationError and friends
+        raise BackendError(f'{path}: exported graph fails onnx.checker: {type(e).__name__}: {e}') from None

@@ -8,6 +8,10 @@
 
 The softmax is over the C classes only; a void channel, when present, is left out of it (and of the
 argmax), except by the `void` scorer.
+
+The softmax over the channel axis is written out (max, subtract, exp, sum) rather than F.softmax: the two are
+equal to float rounding, and ONNX Runtime runs a channel-axis Softmax/LogSoftmax of an NCHW tensor about 10x
+slower than these elementwise ops and reductions (measured: 36 ms against 3 ms at 19x256x512 on 2 cores).
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .base import Scorer
 
-__all__ = ['MaxLogit', 'MaxSoftmax', 'NormalizedEntropy', 'SoftmaxDistance', 'VoidProbability']
+__all__ = ['MaxLogit', 'MaxSoftmax', 'NormalizedEntropy', 'SoftmaxDistance', 'VoidProbability', 'softmax_parts']
+
+
+def softmax_parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z, e, s) over dim 1: z = l - max l, e = exp z, s = sum e; so p = e / s and log p = z - log s."""
+    z = logits - logits.amax(dim=1, keepdim=True)
+    e = z.exp()
+    return z, e, e.sum(dim=1)
 
 
 class MaxSoftmax(Scorer):
@@ -32,9 +42,10 @@ class MaxSoftmax(Scorer):
         # float32 value the clamp produces, so a uniform pixel scores exactly the top of the range, never above.
         self.score_range = (0.0, float(torch.tensor(1.0 - 1.0 / num_classes, dtype=torch.float32)))
 
-    def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        s = 1.0 - F.softmax(self.class_logits(logits), dim=1).amax(dim=1)
-        return s.clamp_(*self.score_range)  # only float rounding can leave the range
+    def forward(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        _, _, s = softmax_parts(self.class_logits(outputs))
+        # the top class has z = 0, so e = 1 and its probability is 1 / s
+        return (1.0 - s.reciprocal()).clamp(*self.score_range)  # only float rounding can leave the range
 
 
 class NormalizedEntropy(Scorer):
@@ -45,28 +56,29 @@ class NormalizedEntropy(Scorer):
         super().__init__(num_classes, void_channel)
         self.norm = 1.0 / math.log(num_classes)
 
-    def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        # log_softmax keeps p*log p finite where p underflows to 0 (0 * -inf would be NaN).
-        logp = F.log_softmax(self.class_logits(logits), dim=1)
-        h = -(logp.exp() * logp).sum(dim=1) * self.norm
-        return h.clamp_(0.0, 1.0)  # only float rounding can leave [0, 1]
+    def forward(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        # H = -sum p log p = log s - sum(e z) / s; finite where p underflows (e = 0 gives e z = 0, never NaN)
+        z, e, s = softmax_parts(self.class_logits(outputs))
+        h = (s.log() - (e * z).sum(dim=1) / s) * self.norm
+        return h.clamp(0.0, 1.0)  # only float rounding can leave [0, 1]
 
 
 class SoftmaxDistance(Scorer):
     name = 'softmax_distance'
     score_range = (0.0, 1.0)
 
-    def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        top2 = F.softmax(self.class_logits(logits), dim=1).topk(2, dim=1).values
-        return (1.0 - top2[:, 0] + top2[:, 1]).clamp_(0.0, 1.0)  # only float rounding can leave [0, 1]
+    def forward(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        _, e, s = softmax_parts(self.class_logits(outputs))
+        top2 = e.topk(2, dim=1).values
+        return (1.0 - (top2[:, 0] - top2[:, 1]) / s).clamp(0.0, 1.0)  # only float rounding can leave [0, 1]
 
 
 class MaxLogit(Scorer):
     name = 'max_logit'
     score_range = (-math.inf, math.inf)
 
-    def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return -self.class_logits(logits).amax(dim=1)
+    def forward(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return -self.class_logits(outputs).amax(dim=1)
 
 
 class VoidProbability(Scorer):
@@ -78,5 +90,6 @@ class VoidProbability(Scorer):
             raise ConfigError("scorer 'void' needs a model with a void output channel (model.yaml void_channel: true)")
         super().__init__(num_classes, void_channel)
 
-    def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return F.softmax(logits[:, : self.num_classes + 1].float(), dim=1)[:, self.num_classes]
+    def forward(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        _, e, s = softmax_parts(outputs['logits'][:, : self.num_classes + 1].float())
+        return (e[:, self.num_classes] / s).clamp(0.0, 1.0)
