@@ -29,3 +29,15 @@ def test_unknown_architecture_lists_registered() -> None:
 def test_bad_arch_args_named() -> None:
     with pytest.raises(ConfigError, match='bad arch_args'):
         build_net('icnet_small', 19, depth=3)
+
+
+@pytest.mark.parametrize('shape', [(1, 4, 2, 4), (1, 3, 3, 7), (1, 2, 8, 8), (1, 2, 5, 1)])
+def test_pyramid_pool_exportable_average_equals_adaptive_pool(shape: tuple[int, int, int, int]) -> None:
+    """Bins that do not divide the 1/32 map are averaged by matrices, equal to adaptive pooling."""
+    import torch.nn.functional as F
+
+    from anomaly_seg_ros.nets.icnet import _adaptive_avg
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    for b in (2, 4):
+        torch.testing.assert_close(_adaptive_avg(x, b), F.adaptive_avg_pool2d(x, (b, b)))

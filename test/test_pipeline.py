@@ -1,19 +1,23 @@
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+import yaml
 
 from anomaly_seg_ros.checkpoint import load_state_dict_strict
 from anomaly_seg_ros.config import load_model_config
-from anomaly_seg_ros.errors import CheckpointError, ConfigError
+from anomaly_seg_ros.errors import BackendError, CheckpointError, ConfigError
 from anomaly_seg_ros.nets import build_net
 from anomaly_seg_ros.pipeline import STAGES, Pipeline
+from anomaly_seg_ros.scoring import SCORERS, NormalizedEntropy, Scorer, build_scorer, register_scorer
 
 
 @pytest.fixture(scope='module')
 def pipe(tiny_model: Path) -> Pipeline:
-    return Pipeline.from_model(tiny_model)
+    return Pipeline.from_model(tiny_model, backend='torch')
 
 
 @pytest.mark.parametrize('hw', [(64, 128), (100, 160), (37, 300)])
@@ -90,20 +94,102 @@ def test_checkpoint_refuses_pickled_code(tmp_path: Path) -> None:
         load_state_dict_strict(build_net('icnet_small', 19, width=8), tmp_path / 'evil.pt')
 
 
-def test_labels_and_score_resized_independently(tiny_model: Path) -> None:
-    """A scorer whose map has another size than the logits: the labels must still come back at the frame size."""
-    import torch.nn.functional as F
+class _Coarse(Scorer):
+    """Entropy pooled 2x: a score map of another size than the logits."""
 
+    name = '_coarse_test'
+
+    def __init__(self, num_classes: int, void_channel: bool = False) -> None:
+        super().__init__(num_classes, void_channel)
+        self.inner = NormalizedEntropy(num_classes, void_channel)
+
+    def forward(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.avg_pool2d(self.inner(outputs)[:, None], 2)[:, 0]
+
+
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_labels_and_score_resized_independently(
+    tiny_model: Path, backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A scorer whose map has another size than the logits: labels and score both come back at the frame size."""
+    monkeypatch.setenv('ANOMALY_SEG_CACHE', str(tmp_path))
+    register_scorer(_Coarse)
+    try:
+        p = Pipeline.from_model(tiny_model, scorer='_coarse_test', backend=backend)
+        r = p(np.zeros((100, 150, 3), np.uint8))
+        assert r.score.shape == (100, 150) and r.labels.shape == (100, 150)
+        r = p(np.zeros((p.model.input.height, p.model.input.width, 3), np.uint8))
+        assert r.labels.shape == (p.model.input.height, p.model.input.width) == r.score.shape
+    finally:
+        SCORERS.pop('_coarse_test')
+
+
+def _tapped_folder(tiny_model: Path, tmp_path: Path, taps: dict[str, str]) -> Path:
+    folder = tmp_path / 'tapped'
+    shutil.copytree(tiny_model, folder)
+    cfg = yaml.safe_load((folder / 'model.yaml').read_text())
+    cfg['taps'] = taps
+    (folder / 'model.yaml').write_text(yaml.safe_dump(cfg))
+    return folder
+
+
+def test_tap_is_taken_before_relu(tiny_model: Path, tmp_path: Path) -> None:
+    """The head's BatchNorm output (before its ReLU) comes out under the tap name, negatives intact, and the
+    logits are unchanged by tapping (no in-place ReLU may overwrite the tapped tensor)."""
+    from anomaly_seg_ros.backends import GraphSource
+
+    cfg = load_model_config(_tapped_folder(tiny_model, tmp_path, {'features': 'head.0.1'}))
+    source = GraphSource(cfg, build_scorer('entropy', cfg))
+    net = source.named_net()
+    x = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        out = net(x)
+        plain = build_net('icnet_small', 19, width=8).eval()
+        load_state_dict_strict(plain, cfg.weights)
+        feats: list[torch.Tensor] = []
+        plain.head[0][1].register_forward_hook(lambda m, i, o: feats.append(o.clone()))
+        ref = plain(x)
+    assert set(out) == {'logits', 'features'}
+    torch.testing.assert_close(out['logits'], ref)
+    torch.testing.assert_close(out['features'], feats[0])
+    assert float(out['features'].min()) < 0  # pre-ReLU: an in-place ReLU would have zeroed these
+
+
+def test_unknown_tap_named_at_start(tiny_model: Path, tmp_path: Path) -> None:
+    folder = _tapped_folder(tiny_model, tmp_path, {'features': 'head.7'})
+    with pytest.raises(ConfigError, match=r"tap 'features': no module 'head\.7' in ICNetSmall; module paths look like"):
+        Pipeline.from_model(folder, backend='torch')
+
+
+@pytest.mark.parametrize('taps', [{'logits': 'head.0'}, {'bad name': 'head.0'}, {'f': ''}])
+def test_bad_tap_declarations(tiny_model: Path, tmp_path: Path, taps: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match='taps'):
+        load_model_config(_tapped_folder(tiny_model, tmp_path, taps))
+
+
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_aux_maps_at_frame_size(tiny_model: Path, backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv('ANOMALY_SEG_CACHE', str(tmp_path))
+    p = Pipeline.from_model(tiny_model, backend=backend, aux=('max_softmax', 'softmax_distance'))
+    r = p(np.random.default_rng(0).integers(0, 255, (90, 200, 3), dtype=np.uint8))
+    assert set(r.aux) == {'max_softmax', 'softmax_distance'}
+    for m in r.aux.values():
+        assert m.shape == (90, 200) and m.dtype == np.float32 and 0 <= m.min() and m.max() <= 1
+    p.close()
+
+
+def test_auto_backend_on_cpu_is_onnxruntime(tiny_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv('ANOMALY_SEG_CACHE', str(tmp_path))
     p = Pipeline.from_model(tiny_model)
-    inner = p.scorer
+    assert p.backend.name == 'onnxruntime' and p.backend_request == 'auto'
+    assert list(tmp_path.glob('graphs/*.onnx'))  # the graph at the model input size was built at start-up
+    p.close()
+    with pytest.raises(BackendError, match='used after close'):
+        p(np.zeros((64, 128, 3), np.uint8))
 
-    class Coarse(type(inner)):  # type: ignore[misc]
-        def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-            return F.avg_pool2d(inner(logits, image)[:, None], 2)[:, 0]
 
-    coarse = Coarse(inner.num_classes, inner.void_channel)
-    p.scorer = coarse
-    r = p(np.zeros((100, 150, 3), np.uint8))
-    assert r.score.shape == (100, 150) and r.labels.shape == (100, 150)
-    r = p(np.zeros((p.model.input.height, p.model.input.width, 3), np.uint8))
-    assert r.labels.shape == (p.model.input.height, p.model.input.width) == r.score.shape
+def test_named_backend_that_cannot_run_says_why(tiny_model: Path) -> None:
+    with pytest.raises(BackendError, match='backend tensorrt: '):
+        Pipeline.from_model(tiny_model, backend='tensorrt')
+    with pytest.raises(BackendError, match="unknown backend 'tflite'"):
+        Pipeline.from_model(tiny_model, backend='tflite')

@@ -96,6 +96,12 @@ class GraphSource:
         h = hashlib.sha256()
         m = self.model
         h.update(_file_digest(m.weights).encode())
+        if m.format == 'onnx':  # an ONNX file's weights may live in external files beside it
+            from .onnx_file import read_onnx_file_info  # noqa: PLC0415 - needs the onnx package
+
+            for rel in read_onnx_file_info(m.weights).external_data:
+                h.update(rel.encode())
+                h.update(_file_digest(m.weights.parent / rel).encode())
         if self.net is not None:  # an in-memory net: its weights, not the folder's file, define the graph
             for k, v in self.net.state_dict().items():
                 h.update(k.encode())

@@ -108,8 +108,10 @@ def describe_pipeline(pipe: Pipeline, backend: str, device: str) -> dict[str, An
         'model_input': f'{pipe.model.input.width}x{pipe.model.input.height}',
         'scorer': pipe.scorer.name,
         'score_range': list(pipe.score_range),
-        'backend': backend,
+        'backend': pipe.backend.name if backend in ('', 'auto') else backend,
+        'backend_request': backend,
         'device': device,
+        'precision': getattr(pipe.backend, 'precision', 'fp32'),
     }
 
 

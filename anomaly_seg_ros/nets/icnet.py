@@ -4,7 +4,8 @@ Three branches as in ICNet: a light full-resolution branch for detail, a 1/2-res
 1/4-resolution context branch with dilated residual blocks and pyramid pooling, joined by cascade
 feature fusion (CFF) units. Everything exports to ONNX opset 17 (no unfold). ONNX has no adaptive
 pooling: the exporter turns it into a fixed AveragePool, which needs the pooled map (1/32 of the input)
-to divide by every bin; bins (1, 2, 4) make any input size that is a multiple of 128 exportable.
+to divide by every bin; where a bin does not divide it, the same average is computed as two small matrix
+products (`_adaptive_avg`), so any input size exports.
 """
 
 from __future__ import annotations
@@ -50,9 +51,26 @@ class _PyramidPool(nn.Module):
         h, w = x.shape[2:]
         out = x
         for b in self.bins:
-            pooled = x.mean(dim=(2, 3), keepdim=True) if b == 1 else F.adaptive_avg_pool2d(x, (b, b))
+            pooled = x.mean(dim=(2, 3), keepdim=True) if b == 1 else _adaptive_avg(x, b)
             out = out + F.interpolate(pooled, size=(h, w), mode='bilinear', align_corners=False)
         return out
+
+
+def _bin_matrix(n: int, b: int, device: torch.device) -> torch.Tensor:
+    """b x n averaging weights of adaptive pooling: bin i covers [floor(i n / b), ceil((i + 1) n / b))."""
+    m = torch.zeros(b, n, device=device)
+    for i in range(b):
+        lo, hi = (i * n) // b, -((-(i + 1) * n) // b)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def _adaptive_avg(x: torch.Tensor, b: int) -> torch.Tensor:
+    """F.adaptive_avg_pool2d(x, (b, b)), exportable when b does not divide the map (as two matrix products)."""
+    h, w = int(x.shape[2]), int(x.shape[3])
+    if h % b == 0 and w % b == 0:
+        return F.adaptive_avg_pool2d(x, (b, b))
+    return _bin_matrix(h, b, x.device).to(x.dtype) @ x @ _bin_matrix(w, b, x.device).to(x.dtype).T
 
 
 class _CFF(nn.Module):

@@ -140,7 +140,7 @@ def evaluate_live(
     cfg: NodeConfig, opts: Any, frames: Iterable[EvalFrame], total: int | None, settings_kw: dict[str, Any]
 ) -> tuple[EvalAccumulator, float, dict[str, Any]]:
     model = load_model_config(resolve_model_dir(cfg.model))
-    scorer = build_scorer(cfg.scorer or model.scorer, model.num_classes, model.void_channel)
+    scorer = build_scorer(cfg.scorer or model.scorer, model)
     from .harness import FrameClient, NodeProcess, isolated_ros_env  # noqa: PLC0415 - imports rclpy
 
     acc = EvalAccumulator(EvalSettings(score_range=scorer.score_range, **settings_kw))

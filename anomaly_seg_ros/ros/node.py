@@ -64,12 +64,24 @@ class AnomalySegNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self.cfg = self._read_parameters()
-        self.pipeline = Pipeline.from_model(self.cfg.model, self.cfg.scorer, self.cfg.backend, self.cfg.device)
+        self.get_logger().info(
+            f'loading model {self.cfg.model!r} with backend {self.cfg.backend} on {self.cfg.device} '
+            '(a first run may export a graph or build a TensorRT engine: seconds to minutes)'
+        )
+        self.pipeline = Pipeline.from_model(
+            self.cfg.model,
+            self.cfg.scorer,
+            self.cfg.backend,
+            self.cfg.device,
+            self.cfg.precision,
+            **self._backend_options(),
+        )
         self.pipeline.warmup()
+        b = self.pipeline.backend
         self.get_logger().info(
             f'model {self.pipeline.model.name!r} ({self.pipeline.model.directory}), scorer '
-            f'{self.pipeline.scorer.name!r}, backend {self.cfg.backend} on {self.cfg.device}, '
-            f'input QoS {self.cfg.input_qos}'
+            f'{self.pipeline.scorer.name!r}, backend {b.name} ({self.cfg.backend}) on {b.device} '
+            f'{b.precision}, input QoS {self.cfg.input_qos}'
         )
         self.stats = _Stats()
         self._slot: tuple[str, Any] | None = None
@@ -190,6 +202,11 @@ class AnomalySegNode(Node):
             }
         rate = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else 0.0
         values = [KeyValue(key=k, value=str(v)) for k, v in counts.items()]
+        b = self.pipeline.backend
+        values.append(KeyValue(key='backend', value=f'{b.name} {b.device} {b.precision}'))
+        backend_status = getattr(b, 'status', '')
+        if backend_status:
+            values.append(KeyValue(key='backend_status', value=str(backend_status)))
         values.append(KeyValue(key='rate_hz', value=f'{rate:.2f}'))
         for stage in ('decode', *STAGES, 'total', 'publish'):
             xs = [t[stage] for t in timings if stage in t]
@@ -205,6 +222,12 @@ class AnomalySegNode(Node):
         else:
             status.level, status.message = DiagnosticStatus.OK, 'running'
         return status
+
+    def _backend_options(self) -> dict[str, Any]:
+        """Backend-specific options: a TensorRT engine build reports its progress in the log."""
+        if self.cfg.backend == 'tensorrt':
+            return {'on_status': lambda text: self.get_logger().info(f'tensorrt: {text}')}
+        return {}
 
     def _publish_diagnostics(self) -> None:
         arr = DiagnosticArray()

@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..backends.torch_backend import TorchBackend
 from ..checkpoint import write_model_folder
 from ..classes import CITYSCAPES_CLASSES, IGNORE_ID, NUM_CLASSES
 from ..config import InputSpec, ModelConfig
@@ -46,7 +45,6 @@ from ..metrics import SegmentationIoU
 from ..nets import build_net
 from ..pipeline import Pipeline
 from ..preprocess import Preprocessor
-from ..scoring import build_scorer
 
 __all__ = ['SegTrainConfig', 'train_segmentation']
 
@@ -144,7 +142,7 @@ def evaluate_miou(net: torch.nn.Module, val: Sequence[Sample], model: ModelConfi
     """mIoU exactly as `anomaly-seg evaluate` computes it: every frame through the Pipeline (its resize and
     normalisation, labels resized back to the frame), one dataset-wide confusion matrix at the frame's resolution."""
     metric = SegmentationIoU(NUM_CLASSES)
-    pipe = Pipeline(model, TorchBackend(net), build_scorer(model.scorer, model.num_classes, model.void_channel))
+    pipe = Pipeline.from_net(model, net)
     try:
         for s in val:
             if s.labels is None:
