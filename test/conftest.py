@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ import torch
 from anomaly_seg_ros.checkpoint import write_model_folder
 from anomaly_seg_ros.config import InputSpec
 from anomaly_seg_ros.nets import build_net
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Exported graphs and engines go to a per-run cache (children inherit it), never the user's ~/.cache."""
+    os.environ['ANOMALY_SEG_CACHE'] = str(tmp_path_factory.mktemp('cache'))
 
 
 @pytest.fixture(scope='session')

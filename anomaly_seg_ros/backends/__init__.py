@@ -49,12 +49,15 @@ def _tensorrt(source: GraphSource, device: str, precision: str, **options: Any) 
 
 
 def _caps(name: str) -> Capabilities:
-    if name == 'torch':
-        from .torch_backend import capabilities
-    elif name == 'onnxruntime':
-        from .onnxruntime_backend import capabilities
-    else:
-        from .tensorrt_backend import capabilities
+    try:
+        if name == 'torch':
+            from .torch_backend import capabilities
+        elif name == 'onnxruntime':
+            from .onnxruntime_backend import capabilities
+        else:
+            from .tensorrt_backend import capabilities
+    except ImportError as e:  # a broken install of an optional dependency: say so instead of crashing
+        return Capabilities(name, (), (), name != 'torch', available=f'cannot import its module: {e}')
     return capabilities()
 
 

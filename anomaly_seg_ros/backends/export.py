@@ -20,7 +20,7 @@ from torch import nn
 from ..errors import BackendError
 from .source import GraphSource
 
-__all__ = ['OPSET', 'cache_dir', 'cache_entry_ok', 'check_onnx', 'export_onnx', 'fused_onnx_for', 'publish']
+__all__ = ['OPSET', 'cache_dir', 'cache_entry_ok', 'check_onnx', 'export_module', 'export_onnx', 'fused_onnx_for', 'publish']
 
 log = logging.getLogger(__name__)
 _EXPORT_LOCK = threading.Lock()
@@ -35,7 +35,7 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def export_onnx(
+def export_module(
     module: nn.Module,
     example: torch.Tensor,
     path: Path,
@@ -67,6 +67,11 @@ def export_onnx(
         raise BackendError(f'ONNX export of {what} failed: {type(e).__name__}: {str(e)[-400:]}') from None
     publish(tmp, path)
     return path
+
+
+def export_onnx(net: nn.Module, height: int, width: int, path: Path, opset: int = OPSET) -> Path:
+    """A bare net (normalised 1x3xHxW 'image' -> 'logits') as ONNX, as a user's own net file would be."""
+    return export_module(net, torch.zeros(1, 3, height, width), path, opset=opset)
 
 
 def publish(tmp: Path, path: Path) -> None:
@@ -126,7 +131,7 @@ def fused_onnx_for(source: GraphSource, frame_hw: tuple[int, int]) -> Path:
     else:
         graph = source.graph(frame_hw).cpu()
         frame = torch.zeros(1, height, width, 3, dtype=torch.uint8)
-        export_onnx(graph, frame, path, ('frame',), source.output_names)
+        export_module(graph, frame, path, ('frame',), source.output_names)
     check_onnx(path)
     return path
 
