@@ -317,6 +317,7 @@ class NodeConfig:
     backend: str = 'auto'
     device: str = 'cpu'
     precision: str = 'auto'
+    cuda_graphs: bool = False
     input_qos: str = 'sensor_data'
     subscribe_compressed: bool = False
     publish_color: bool = True
@@ -334,6 +335,7 @@ class NodeConfig:
             'backend': f'inference backend: {", ".join(BACKENDS)} (auto: the fastest one available here)',
             'device': "where inference runs: 'cpu', 'cuda', 'cuda:N' (tensorrt needs cuda)",
             'precision': f'{", ".join(PRECISIONS)}: auto is fp16 on TensorRT and CUDA torch, fp32 elsewhere',
+            'cuda_graphs': 'torch backend on cuda: capture and replay a CUDA graph per camera size',
             'input_qos': "subscription QoS: 'sensor_data' (best effort, keep last 1) or 'reliable' (keep last 1)",
             'subscribe_compressed': 'also subscribe image/compressed (sensor_msgs/CompressedImage, jpeg/png)',
             'publish_color': 'publish ~/segmentation/color (rgb8)',

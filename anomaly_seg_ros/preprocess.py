@@ -1,7 +1,9 @@
-"""Camera frame -> network input: the one resize / channel-order / normalisation path.
+"""Host-side frame -> network input for training: resize / channel order / normalisation as model.yaml says.
 
-The Pipeline (node, evaluator, bench, demo) and segmentation training with its validation all call this
-module, so a net is trained and validated on exactly the input it sees on the vehicle.
+Inference does the same inside the pipeline graph (graph.FrameToInput), so it compiles with the net. The two
+agree up to rounding: for an integer shrink factor both are the exact area average (cv2.INTER_AREA here on
+uint8, rounded to integers; the graph in float32, unrounded), i.e. within half a grey level before
+normalisation. Training validation runs through the Pipeline, so the mIoU it reports is the graph's.
 """
 
 from __future__ import annotations

@@ -65,6 +65,15 @@ def _caps(name: str) -> Capabilities:
 REGISTRY: dict[str, Callable[..., Backend]] = {'torch': _torch, 'onnxruntime': _onnxruntime, 'tensorrt': _tensorrt}
 
 
+#: options each backend takes; `auto` hands a candidate only its own (a named backend gets all, and rejects
+#: an unknown one with a TypeError naming it)
+OPTIONS: dict[str, tuple[str, ...]] = {
+    'torch': ('cuda_graphs', 'channels_last'),
+    'onnxruntime': ('threads',),
+    'tensorrt': ('on_status', 'calibration', 'calib_frames', 'workspace_gb'),
+}
+
+
 def backend_capabilities() -> dict[str, Capabilities]:
     """Every registered backend's capabilities here (`available` says why one cannot run)."""
     return {name: _caps(name) for name in REGISTRY}
@@ -103,7 +112,8 @@ def build_backend(
             reasons.append(f'{name}: {caps.available}')
             continue
         try:
-            b = REGISTRY[name](source, device, resolve_precision(name, device, precision))
+            own = {k: v for k, v in options.items() if k in OPTIONS[name]}
+            b = REGISTRY[name](source, device, resolve_precision(name, device, precision), **own)
             prepare = getattr(b, 'prepare', None)
             if prepare is not None:  # build the graph at the model's own input size now, not on the first frame
                 prepare((source.model.input.height, source.model.input.width))

@@ -64,7 +64,9 @@ class AnomalySegNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self.cfg = self._read_parameters()
-        self.get_logger().info(
+        # up before the model loads: a TensorRT engine build takes minutes, and the vehicle must see why
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._startup_status(
             f'loading model {self.cfg.model!r} with backend {self.cfg.backend} on {self.cfg.device} '
             '(a first run may export a graph or build a TensorRT engine: seconds to minutes)'
         )
@@ -96,7 +98,6 @@ class AnomalySegNode(Node):
         )
         self.pub_score = self.create_publisher(Image, '~/anomaly_score', out_qos)
         self.pub_heat = self.create_publisher(Image, '~/anomaly_heatmap', out_qos) if self.cfg.publish_heatmap else None
-        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
         qos = input_qos(self.cfg.input_qos)
         self.create_subscription(Image, 'image', lambda m: self._park('raw', m), qos)
@@ -224,10 +225,28 @@ class AnomalySegNode(Node):
         return status
 
     def _backend_options(self) -> dict[str, Any]:
-        """Backend-specific options: a TensorRT engine build reports its progress in the log."""
-        if self.cfg.backend == 'tensorrt':
-            return {'on_status': lambda text: self.get_logger().info(f'tensorrt: {text}')}
-        return {}
+        """Backend-specific options: a TensorRT engine build reports its progress in the log and diagnostics."""
+        options: dict[str, Any] = {}
+        if self.cfg.backend in ('tensorrt', 'auto'):
+            options['on_status'] = lambda text: self._startup_status(f'tensorrt: {text}')
+        if self.cfg.cuda_graphs and self.cfg.backend in ('torch', 'auto'):
+            options['cuda_graphs'] = True
+        return options
+
+    def _startup_status(self, text: str) -> None:
+        """Log a start-up step and publish it as a WARN diagnostic (the node is not processing frames yet)."""
+        self.get_logger().info(text)
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [
+            DiagnosticStatus(
+                name=f'{self.get_fully_qualified_name()}: pipeline',
+                hardware_id=self.cfg.device,
+                level=DiagnosticStatus.WARN,
+                message=f'starting: {text}',
+            )
+        ]
+        self.pub_diag.publish(arr)
 
     def _publish_diagnostics(self) -> None:
         arr = DiagnosticArray()
