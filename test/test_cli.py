@@ -120,7 +120,19 @@ def test_defaults_are_spelled_as_typed() -> None:
 
 def test_every_subcommand_module_is_registered() -> None:
     names = set(next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices)
-    expected = {'node', 'train', 'import-model', 'blend', 'evaluate', 'bag', 'bench', 'bench-metrics', 'demo'}
+    expected = {
+        'node',
+        'train',
+        'import-model',
+        'blend',
+        'evaluate',
+        'bag',
+        'export',
+        'build-engine',
+        'bench',
+        'bench-metrics',
+        'demo',
+    }
     assert names == expected and len(COMMANDS) == len(expected)
 
 

@@ -1,36 +1,94 @@
-"""`anomaly-seg bench`: per-stage latency of the Pipeline at 1024x512 and 2048x1024, and the node's overhead."""
+"""`anomaly-seg bench`: backends x scorers x camera sizes in one interleaved run, against eager torch; node overhead."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .types import positive_int
+from .export import prepare_out_file
+from .types import SizeArg, positive_int
 
 if TYPE_CHECKING:
     from .help_format import CommandParser, Subparsers
 
-__all__ = ['add_parser', 'run']
+__all__ = ['BENCH_SIZES', 'SizeList', 'add_parser', 'run']
 
-HELP = 'per-stage latency at 1024x512 and 2048x1024, and node overhead'
+HELP = 'latency of every backend and scorer at camera sizes, against eager torch; node overhead'
+DESCRIPTION = f"""{HELP}.
+
+Every configuration (backend, scorer, camera size) is warmed up, then the timed frames are interleaved over
+all of them (frame i through each, the order rotated every frame). Each row gets its end-to-end p50/p95/p99,
+its speed-up over eager torch fp32 (same scorer, size and frames) and its parity with it (labels agreeing,
+largest score difference); the torch backend's pre/net/post split comes from a separate profiled pass.
+Backends that cannot run here and scorers this model cannot run are listed with the reason."""
+
+#: camera sizes (width, height) the bench runs at unless --sizes says otherwise
+BENCH_SIZES = ((1024, 512), (2048, 1024))
+
+
+class SizeList:
+    """'1024x512,2048x1024' -> ((1024, 512), (2048, 1024))."""
+
+    def __init__(self, minimum: int = 32) -> None:
+        self.size = SizeArg(minimum)
+
+    def __call__(self, text: str) -> tuple[tuple[int, int], ...]:
+        sizes = tuple(self.size(part.strip()) for part in text.split(',') if part.strip())
+        if not sizes:
+            raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT[,WIDTHxHEIGHT...] like 1024x512, got {text!r}')
+        return sizes
+
+    def show(self, value: tuple[tuple[int, int], ...]) -> str:
+        return ','.join(self.size.show(v) for v in value)
 
 
 def add_parser(subparsers: Subparsers) -> CommandParser:
-    be = subparsers.add_parser('bench', help=HELP, description=HELP)
+    be = subparsers.add_parser('bench', help=HELP, description=DESCRIPTION)
     be.add_argument('--model', default='default', help='model folder or name under models/')
-    be.add_argument('--scorer', default='', help="scorer (default: the model's own)")
-    be.add_argument('--frames', type=positive_int, default=30, help='timed frames per size')
-    be.add_argument('--device', default='cpu', help='torch device')
-    be.add_argument('--no-ros', action='store_true', help='skip the through-ROS measurement')
+    be.add_argument(
+        '--backend',
+        default='all',
+        help="'all', or a comma-separated list such as torch,onnxruntime (eager torch always runs: the reference)",
+    )
+    be.add_argument(
+        '--scorer',
+        default='',
+        help="'all' (every scorer this model can run), or a comma-separated list (default: the model's own)",
+    )
+    be.add_argument('--sizes', type=SizeList(), default=BENCH_SIZES, help='camera frame sizes, comma-separated')
+    be.add_argument('--frames', type=positive_int, default=30, help='timed frames per configuration')
+    be.add_argument('--device', default='cpu', help='device: cpu, cuda or cuda:N')
+    be.add_argument('--json', type=Path, default=None, help='also write the figures to this JSON file')
+    be.add_argument('--overwrite', action='store_true', help='replace an existing --json file')
+    be.add_argument('--no-ros', action='store_true', help='skip the node-overhead measurement (through ROS)')
     return be
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import run_bench
+    if args.json is not None:
+        prepare_out_file(args.json, overwrite=args.overwrite, command='bench', option='--json')
+    from ..bench import node_backend, print_report, run_bench
 
-    direct, images = run_bench(model=args.model, scorer=args.scorer, frames=args.frames, device=args.device)
+    report = run_bench(args.model, args.backend, args.scorer, args.sizes, args.frames, args.device)
+    print_report(report)
+    figures = report.to_json()
     if not args.no_ros:
         from ..ros.overhead import print_node_overhead
 
-        print_node_overhead(args.model, args.scorer, args.device, images, direct, args.frames)
+        backend, scorer = node_backend(report), report.scorers[0]
+        print()
+        figures['node_overhead'] = print_node_overhead(
+            str(report.model.directory),
+            scorer,
+            backend,
+            args.device,
+            report.images,
+            report.totals(backend, scorer),
+            args.frames,
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2, allow_nan=False) + '\n')
+        print(f'\nwrote {args.json}')
     return 0

@@ -17,7 +17,7 @@ import traceback
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import AnomalySegError
-from . import bag, bench, bench_metrics, blend, demo, evaluate, import_model, node, train
+from . import bag, bench, bench_metrics, blend, build_engine, demo, evaluate, export, import_model, node, train
 from .help_format import CommandParser
 
 if TYPE_CHECKING:
@@ -35,7 +35,19 @@ class Subcommand(Protocol):
 
 
 # In the order `anomaly-seg --help` lists them.
-COMMANDS: tuple[Subcommand, ...] = (node, train, import_model, blend, evaluate, bag, bench, bench_metrics, demo)
+COMMANDS: tuple[Subcommand, ...] = (
+    node,
+    train,
+    import_model,
+    blend,
+    evaluate,
+    bag,
+    export,
+    build_engine,
+    bench,
+    bench_metrics,
+    demo,
+)
 
 DESCRIPTION = 'One entry point for the node, training, evaluation, benchmark and demo.'
 
