@@ -5,10 +5,14 @@ input size, channel order, scale, mean/std, and whether a trailing void/backgrou
 classes. The import validates by a forward pass through the same backend the node will use: output
 rank and channel count must match the class list and no value may be NaN; otherwise it fails naming the
 mismatch, and nothing is written.
+
+`--tap NAME=TENSOR` declares a feature tap (a tensor name inside an ONNX graph, a module path for --torch);
+it is written into model.yaml `taps:`, and a name the net does not have fails the import, naming it.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .config import load_model_config
+from .config import RESERVED_OUTPUTS, load_model_config
 from .defaults import (
     CHANNEL_ORDER,
     DEFAULT_SCORER,
@@ -48,6 +52,8 @@ class ImportOptions:
     architecture: str = IMPORT_ARCHITECTURE
     arch_args: dict[str, Any] | None = None
     description: str = ''
+    #: feature taps written into model.yaml `taps:`: NAME -> ONNX tensor name (or module path for --torch)
+    taps: dict[str, str] | None = None
 
 
 def read_class_list(spec: str) -> list[str] | str:
@@ -129,6 +135,26 @@ def _check_arch_args(opts: ImportOptions) -> None:
         raise ConfigError(f'--arch-arg: {e}') from None
 
 
+def _check_taps(source: Path, fmt: str, taps: dict[str, str]) -> None:
+    """--tap NAME=TENSOR: a valid name, and for an ONNX file a tensor the graph has (read from the graph alone)."""
+    if taps and fmt == 'torchscript':
+        raise ConfigError('--tap needs --onnx (tensor names) or --torch (module paths), not --torchscript')
+    for name, where in taps.items():
+        if not re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', name):
+            raise ConfigError(f'--tap {name}={where}: the tap name must be an identifier (letters, digits, _)')
+        if name in RESERVED_OUTPUTS:
+            raise ConfigError(f'--tap {name}={where}: {name!r} is reserved ({", ".join(RESERVED_OUTPUTS)})')
+        if not where:
+            raise ConfigError(f'--tap {name}=: give the tensor name (or module path) after the =')
+    if taps and fmt == 'onnx':
+        from .backends.compose import expose_taps, load_graph
+
+        try:
+            expose_taps(load_graph(source), taps, source)
+        except BackendError as e:
+            raise ConfigError(str(e)) from None
+
+
 def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, overwrite: bool = False) -> Path:
     """Validate `source` (an .onnx, state-dict .pt or TorchScript file) and write models_dir/NAME/."""
     if not source.is_file():
@@ -148,6 +174,8 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
             raise ConfigError(
                 f'{source}: the ONNX input is fixed at {fixed[0]}x{fixed[1]}, --input-size says {size[0]}x{size[1]}'
             )
+    taps = dict(opts.taps or {})
+    _check_taps(source, fmt, taps)
     if size is None:
         raise ConfigError(f'{source}: input size is not fixed in the file; give --input-size WIDTHxHEIGHT')
     _check_input_size(size, '--input-size')
@@ -175,6 +203,8 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
         },
         'scorer': opts.scorer,
     }
+    if taps:
+        model_yaml['taps'] = taps
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=models_dir, prefix=f'.{opts.name}-') as tmp:
         staging = Path(tmp) / opts.name
@@ -194,14 +224,21 @@ def import_model(source: Path, fmt: str, opts: ImportOptions, models_dir: Path, 
 
 
 def _validate(folder: Path, fmt: str) -> None:
-    """One forward pass through the backend the node would use; raise naming any mismatch."""
+    """Probe the net's outputs on a normalised random frame, then run the full path the node runs once, through
+    the backend it would use (the fused graph in ONNX Runtime for an ONNX file); raise naming any mismatch."""
+    import torch
+
+    from .backends import GraphSource
+    from .graph import FrameToInput
+    from .scoring import build_scorer
+
     cfg = load_model_config(folder)
-    backend = 'onnxruntime' if fmt == 'onnx' else 'torch'
-    pipe = Pipeline.from_model(folder, backend=backend)
+    net = GraphSource(cfg, build_scorer(cfg.scorer, cfg)).named_net()
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (cfg.input.height, cfg.input.width, 3), dtype=np.uint8)
-    x = pipe.preprocess(frame)
-    logits = pipe.backend(x)
+    with torch.inference_mode():
+        x = FrameToInput(cfg, frame.shape[:2])(torch.from_numpy(frame)[None])
+        logits = net(x)['logits']
     if logits.ndim != 4:
         raise ConfigError(
             f'{folder.name}: the net outputs shape {tuple(logits.shape)}; expected NxKxHxW logits '
@@ -215,6 +252,7 @@ def _validate(folder: Path, fmt: str) -> None:
             f'{folder.name}: the net outputs {logits.shape[1]} channels, the class list has '
             f'{cfg.num_classes}{" + void" if cfg.void_channel else ""} = {cfg.num_outputs}{hint}'
         )
-    if not bool(np.isfinite(logits.float().numpy()).all()):
+    if not bool(torch.isfinite(logits.float()).all()):
         raise ConfigError(f'{folder.name}: the forward pass produced NaN or inf logits')
-    pipe(frame)  # the full path the node runs, scorer included
+    backend = 'onnxruntime' if fmt == 'onnx' else 'torch'
+    Pipeline.from_model(folder, backend=backend)(frame)  # the full path the node runs, scorer included

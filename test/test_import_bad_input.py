@@ -129,7 +129,7 @@ def test_corrupt_cached_export_is_rebuilt(tmp_path: Path, monkeypatch: pytest.Mo
     own = import_model(tmp_path / 'w.pt', 'torch', opts, tmp_path / 'models')
     frame = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)
     first = Pipeline.from_model(own, backend='onnxruntime')(frame)
-    (cached,) = (tmp_path / 'cache' / 'onnx').glob('*.onnx')
+    (cached,) = (tmp_path / 'cache' / 'graphs').glob('*.onnx')
     good = cached.read_bytes()
     cached.write_bytes(good[: len(good) // 2])  # a truncated copy: every start failed on it before
     again = Pipeline.from_model(own, backend='onnxruntime')(frame)
@@ -211,7 +211,7 @@ def test_cached_export_without_digest_is_rebuilt_with_a_warning(
     opts = ImportOptions(name='own', architecture='icnet_small', arch_args={'width': 8}, input_size=(W, H))
     own = import_model(tmp_path / 'w.pt', 'torch', opts, tmp_path / 'models')
     Pipeline.from_model(own, backend='onnxruntime')
-    (cached,) = (tmp_path / 'cache' / 'onnx').glob('*.onnx')
+    (cached,) = (tmp_path / 'cache' / 'graphs').glob('*.onnx')
     digest = cached.with_name(cached.name + '.sha256')
     assert digest.is_file()
     cached.write_bytes(b'garbage')

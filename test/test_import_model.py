@@ -138,6 +138,26 @@ def test_torch_state_dict_wrong_architecture_lists_keys(tmp_path: Path, net: nn.
         import_model(tmp_path / 'w.pt', 'torch', ImportOptions(name='w', input_size=(W, H)), tmp_path / 'm')
 
 
+def test_torch_import_with_a_module_path_tap(tmp_path: Path, net: nn.Module) -> None:
+    torch.save(net.state_dict(), tmp_path / 'w.pt')
+    base = {'architecture': 'icnet_small', 'arch_args': {'width': 8}, 'input_size': (W, H)}
+    out = import_model(
+        tmp_path / 'w.pt', 'torch', ImportOptions(name='t', taps={'features': 'head.0.1'}, **base), tmp_path / 'm'
+    )
+    assert load_model_config(out).taps == {'features': 'head.0.1'}
+    with pytest.raises(ConfigError, match=r"tap 'features': no module 'head\.9' in ICNetSmall"):
+        import_model(
+            tmp_path / 'w.pt', 'torch', ImportOptions(name='u', taps={'features': 'head.9'}, **base), tmp_path / 'm'
+        )
+    assert not (tmp_path / 'm' / 'u').exists()
+    with pytest.raises(ConfigError, match=r"--tap logits=head\.0\.1: 'logits' is reserved"):
+        import_model(tmp_path / 'w.pt', 'torch', ImportOptions(name='r', taps={'logits': 'head.0.1'}, **base), tmp_path)
+    with pytest.raises(ConfigError, match='--tap needs --onnx .* or --torch .*, not --torchscript'):
+        import_model(
+            tmp_path / 'w.pt', 'torchscript', ImportOptions(name='s', input_size=(W, H), taps={'f': 'x'}), tmp_path
+        )
+
+
 def test_torchscript_import(tmp_path: Path, net: nn.Module) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -151,12 +171,7 @@ def test_onnxruntime_backend_exports_torch_models_once(
 ) -> None:
     monkeypatch.setenv('ANOMALY_SEG_CACHE', str(tmp_path / 'cache'))
     cfg = load_model_config(tiny_model)
-    frame = np.random.default_rng(2).integers(0, 256, (cfg.input.height, cfg.input.width, 3), dtype=np.uint8)
-    # tiny_model's 64x128 input gives a 2x4 map at 1/32: the 4x4 pyramid bin cannot be exported, and says so
-    from anomaly_seg_ros.errors import BackendError
-
-    with pytest.raises(BackendError, match='ONNX export of ICNetSmall at 128x64 failed'):
-        Pipeline.from_model(tiny_model, backend='onnxruntime')
+    frame = np.random.default_rng(2).integers(0, 256, (H, W, 3), dtype=np.uint8)  # the imported model's size
     torch.save(torch.load(cfg.weights, weights_only=True), tmp_path / 'w.pt')
     own = import_model(
         tmp_path / 'w.pt',
@@ -167,9 +182,11 @@ def test_onnxruntime_backend_exports_torch_models_once(
     a = Pipeline.from_model(own, backend='onnxruntime')(frame)
     b = Pipeline.from_model(own)(frame)
     np.testing.assert_allclose(a.score, b.score, atol=1e-4)
-    assert len(list((tmp_path / 'cache' / 'onnx').glob('*.onnx'))) == 1
-    Pipeline.from_model(own, backend='onnxruntime')
-    assert len(list((tmp_path / 'cache' / 'onnx').glob('*.onnx'))) == 1
+    (cached,) = (tmp_path / 'cache' / 'graphs').glob('*.onnx')  # one fused graph for the one camera size
+    stamp = cached.stat().st_mtime_ns
+    Pipeline.from_model(own, backend='onnxruntime')(frame)
+    assert list((tmp_path / 'cache' / 'graphs').glob('*.onnx')) == [cached]
+    assert cached.stat().st_mtime_ns == stamp  # reused, not exported again
 
 
 def test_cli_import_model(tmp_path: Path, net: nn.Module, capsys: pytest.CaptureFixture[str]) -> None:

@@ -92,6 +92,14 @@ def auto_order(device: str) -> tuple[str, ...]:
     return ('tensorrt', 'torch', 'onnxruntime') if device.startswith('cuda') else ('onnxruntime', 'torch')
 
 
+def _prepare(b: Backend, source: GraphSource) -> None:
+    """Build the graph (ONNX session, engine) at the model's own input size now: a model that cannot export
+    or load fails at start-up, not on the first camera frame."""
+    prepare = getattr(b, 'prepare', None)
+    if prepare is not None:
+        prepare((source.model.input.height, source.model.input.width))
+
+
 def build_backend(
     source: GraphSource, backend: str = 'auto', device: str = 'cpu', precision: str = 'auto', **options: Any
 ) -> Backend:
@@ -104,6 +112,7 @@ def build_backend(
         if caps.available is not None:
             raise BackendError(f'backend {backend}: {caps.available}')
         b = REGISTRY[backend](source, device, resolve_precision(backend, device, precision), **options)
+        _prepare(b, source)
         return b
     reasons: list[str] = []
     for name in auto_order(device):
@@ -114,9 +123,7 @@ def build_backend(
         try:
             own = {k: v for k, v in options.items() if k in OPTIONS[name]}
             b = REGISTRY[name](source, device, resolve_precision(name, device, precision), **own)
-            prepare = getattr(b, 'prepare', None)
-            if prepare is not None:  # build the graph at the model's own input size now, not on the first frame
-                prepare((source.model.input.height, source.model.input.width))
+            _prepare(b, source)
             log.info('backend auto: using %s on %s (%s)', name, device, '; '.join(reasons) or 'first choice')
             return b
         except BackendError as e:

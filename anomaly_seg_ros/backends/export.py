@@ -20,10 +20,21 @@ from torch import nn
 from ..errors import BackendError
 from .source import GraphSource
 
-__all__ = ['OPSET', 'cache_dir', 'cache_entry_ok', 'check_onnx', 'export_module', 'export_onnx', 'fused_onnx_for', 'publish']
+__all__ = [
+    'EXPORT_LOCK',
+    'OPSET',
+    'cache_dir',
+    'cache_entry_ok',
+    'check_onnx',
+    'export_module',
+    'export_onnx',
+    'fused_onnx_for',
+    'publish',
+]
 
 log = logging.getLogger(__name__)
-_EXPORT_LOCK = threading.Lock()
+#: torch's exporter keeps global state: two threads exporting at once fail ("in_onnx_export")
+EXPORT_LOCK = threading.Lock()
 
 OPSET = 17
 
@@ -50,8 +61,7 @@ def export_module(
     tmp = path.with_name(f'{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.onnx')
     what = f'{type(module).__name__} at {"x".join(map(str, example.shape))}'
     try:
-        # torch's exporter keeps global state: two threads exporting at once fail ("in_onnx_export")
-        with _EXPORT_LOCK, warnings.catch_warnings():
+        with EXPORT_LOCK, warnings.catch_warnings():
             warnings.simplefilter('ignore')
             torch.onnx.export(
                 module.eval(),
@@ -107,6 +117,7 @@ def code_digest() -> str:
     h = hashlib.sha256()
     files = [root / 'graph.py', *sorted((root / 'scoring').glob('*.py')), *sorted((root / 'nets').glob('*.py'))]
     files += [root / 'backends' / 'source.py', root / 'backends' / 'export.py', root / 'backends' / 'onnx_net.py']
+    files += [root / 'backends' / 'compose.py', root / 'backends' / 'onnx_file.py']
     for f in files:
         if f.is_file():
             h.update(f.name.encode())

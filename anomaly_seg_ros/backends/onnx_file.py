@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import BackendError
 
-__all__ = ['Dim', 'OnnxFileInfo', 'fixed_batch_error', 'read_onnx_file_info']
+if TYPE_CHECKING:
+    from ..config import ModelConfig
+
+__all__ = ['Dim', 'OnnxFileInfo', 'check_onnx_input', 'fixed_batch_error', 'read_onnx_file_info']
 
 #: one input dimension: an int when fixed, the symbolic name (or None) when dynamic
 Dim = int | str | None
@@ -65,3 +69,32 @@ def read_onnx_file_info(path: Path) -> OnnxFileInfo:
         if e.key == 'location'
     }
     return OnnxFileInfo(path, tuple(i.name for i in inputs), shape, tuple(sorted(locations)))
+
+
+def check_onnx_input(model: ModelConfig) -> OnnxFileInfo:
+    """A model folder's ONNX file against its model.yaml, from the graph alone (for a backend's start-up, so a
+    hand-written folder fails before the first frame): one NCHW image input, batch 1 or dynamic, 3 channels,
+    a fixed height/width equal to the model.yaml input size, and every external-data file in place.
+    BackendError names the file and the mismatch."""
+    info = read_onnx_file_info(model.weights)
+    path, shape = model.weights, info.input_shape
+    if len(info.input_names) != 1:
+        raise BackendError(f'{path}: expected one input (the image), found {list(info.input_names)}')
+    if len(shape) != 4:
+        raise BackendError(f'{path}: input must be NCHW (rank 4), found shape {list(shape)}')
+    batch_error = fixed_batch_error(path, shape)
+    if batch_error:
+        raise BackendError(batch_error)
+    if isinstance(shape[1], int) and shape[1] != 3:
+        raise BackendError(f'{path}: input must have 3 channels, found shape {list(shape)}')
+    want = (model.input.height, model.input.width)
+    for got, size, side in zip(shape[2:], want, ('height', 'width'), strict=True):
+        if isinstance(got, int) and got != size:
+            raise BackendError(
+                f'{path}: the input {side} is fixed at {got}, {model.directory / "model.yaml"} says {size} '
+                f'(input {model.input.width}x{model.input.height})'
+            )
+    for rel in info.external_data:
+        if not (path.parent / rel).is_file():
+            raise BackendError(f'{path}: external data file {rel!r} is missing (expected {path.parent / rel})')
+    return info

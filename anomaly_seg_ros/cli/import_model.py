@@ -44,9 +44,24 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     im.add_argument('--scorer', default=DEFAULT_SCORER, help='default scorer written into model.yaml')
     im.add_argument('--architecture', help='registered architecture for --torch (e.g. icnet_small)')
     im.add_argument('--arch-arg', type=key_value, action='append', metavar='KEY=VALUE', help='architecture argument')
+    im.add_argument(
+        '--tap',
+        type=tap_arg,
+        action='append',
+        metavar='NAME=TENSOR',
+        help='feature tap written into model.yaml taps: an ONNX tensor name (or a module path for --torch); repeatable',
+    )
     im.add_argument('--models-dir', type=Path, help='where model folders live (default: the package models/)')
     im.add_argument('--overwrite', action='store_true', help='replace an existing model folder')
     return im
+
+
+def tap_arg(text: str) -> tuple[str, str]:
+    """'NAME=TENSOR' -> (NAME, TENSOR); the tensor name is kept verbatim (ONNX names hold '/', ':' and '.')."""
+    name, sep, where = text.partition('=')
+    if not sep or not name.strip() or not where.strip():
+        raise argparse.ArgumentTypeError(f'expected NAME=TENSOR (e.g. features=/head/Relu_output_0), got {text!r}')
+    return name.strip(), where.strip()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         void_channel=args.void_channel,
         scorer=args.scorer,
         arch_args=dict(args.arch_arg or []),
+        taps=dict(args.tap or []),
         **architecture,
     )
     out = import_model(source, fmt, opts, args.models_dir or default_models_dir(), overwrite=args.overwrite)
