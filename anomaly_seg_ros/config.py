@@ -7,8 +7,8 @@ on a test vehicle looking at a launch log, not at this code.
 from __future__ import annotations
 
 import dataclasses
-import re
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,7 +252,7 @@ def _taps(r: _Reader, fmt: str) -> dict[str, str]:
         if not isinstance(name, str) or not _NAME.match(name):
             raise r.fail('taps', f'tap name {name!r} must be an identifier (letters, digits, _)')
         if name in RESERVED_OUTPUTS:
-            raise r.fail(key, f'{name!r} is reserved ({", ".join(RESERVED_OUTPUTS)} are the graph\'s own names)')
+            raise r.fail(key, f"{name!r} is reserved ({', '.join(RESERVED_OUTPUTS)} are the graph's own names)")
         if not isinstance(where, str) or not where:
             what = 'a tensor name inside the ONNX graph' if fmt == 'onnx' else 'a module path such as head.0.1'
             raise r.fail(key, f'must be {what}, got {where!r}')

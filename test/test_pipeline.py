@@ -168,7 +168,9 @@ def test_bad_tap_declarations(tiny_model: Path, tmp_path: Path, taps: dict[str, 
 
 
 @pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
-def test_aux_maps_at_frame_size(tiny_model: Path, backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_aux_maps_at_frame_size(
+    tiny_model: Path, backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv('ANOMALY_SEG_CACHE', str(tmp_path))
     p = Pipeline.from_model(tiny_model, backend=backend, aux=('max_softmax', 'softmax_distance'))
     r = p(np.random.default_rng(0).integers(0, 255, (90, 200, 3), dtype=np.uint8))

@@ -169,7 +169,7 @@ def test_scorer_reads_params_artefacts_and_taps(fitted: ModelConfig) -> None:
 def test_scorer_config_errors_name_what_is_wrong(fitted: ModelConfig, tmp_path: Path) -> None:
     entry = fitted.scorers['_fitted_test']
     bad = dataclasses.replace(fitted, scorers={'_fitted_test': {**entry, 'params': {'scael': 1}}})
-    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) scael; it takes: scale"):
+    with pytest.raises(ConfigError, match=r'unknown parameter\(s\) scael; it takes: scale'):
         build_scorer('_fitted_test', bad)
     with pytest.raises(ConfigError, match=r"needs the fitted artefact 'centre'.*scorers\._fitted_test\.artefacts"):
         build_scorer('_fitted_test', dataclasses.replace(fitted, scorers={}))

@@ -107,9 +107,7 @@ class GraphSource:
                 h.update(k.encode())
                 h.update(v.detach().cpu().contiguous().numpy().tobytes())
         h.update(
-            repr(
-                (m.format, m.architecture, sorted(m.arch_args.items()), m.input, m.classes, m.void_channel)
-            ).encode()
+            repr((m.format, m.architecture, sorted(m.arch_args.items()), m.input, m.classes, m.void_channel)).encode()
         )
         h.update(repr(sorted(m.taps.items())).encode())
         entry = m.scorers.get(self.scorer.name, {})

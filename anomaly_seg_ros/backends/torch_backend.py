@@ -85,7 +85,7 @@ class TorchBackend:
         self.cuda_graphs = cuda_graphs
         net = source.named_net().to(self._device)
         if cuda and channels_last:
-            net = net.to(memory_format=torch.channels_last)
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         source.scorer.to(self._device)
         self._graphs: dict[tuple[int, int], PipelineGraph] = {}
         self._captured: dict[tuple[int, int], _Captured] = {}
@@ -121,8 +121,10 @@ class TorchBackend:
         else:
             with torch.autocast('cuda', torch.float16, enabled=fp16 and cuda):
                 outs = graph(x)
-        return {name: t[0].float().cpu().numpy() if name != 'labels' else t[0].cpu().numpy()
-                for name, t in zip(graph.output_names, outs, strict=True)}
+        return {
+            name: t[0].float().cpu().numpy() if name != 'labels' else t[0].cpu().numpy()
+            for name, t in zip(graph.output_names, outs, strict=True)
+        }
 
     def _profiled(self, graph: PipelineGraph, x: torch.Tensor, fp16: bool) -> tuple[torch.Tensor, ...]:
         cuda = self._device.type == 'cuda'
@@ -141,7 +143,9 @@ class TorchBackend:
             mark()
             outs = graph.post(outputs)
             mark()
-        self.stage_ms = {k: (b - a) * 1e3 for k, a, b in zip(('pre', 'net', 'post'), marks, marks[1:])}
+        self.stage_ms = {
+            k: (b - a) * 1e3 for k, a, b in zip(('pre', 'net', 'post'), marks[:-1], marks[1:], strict=True)
+        }
         return outs
 
     def close(self) -> None:
