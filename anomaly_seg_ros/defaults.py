@@ -98,3 +98,8 @@ BLEND_SEED: Final = 0
 BAG_STORAGE: Final = 'mcap'
 BAG_RATE_HZ: Final = 10.0
 BAG_FRAME_ID: Final = 'camera'
+
+# TensorRT (backends.tensorrt_backend and `build-engine`)
+TRT_PRECISION: Final = 'fp16'
+TRT_CALIB_FRAMES: Final = 200
+TRT_WORKSPACE_GB: Final = 4.0

@@ -124,7 +124,9 @@ def test_tensorrt_matches_eager_torch(
     tiny_model: Path, precision: str, reference: dict[str, Pipeline], cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv('ANOMALY_SEG_CACHE', str(cache))
-    trt = Pipeline.from_model(tiny_model, scorer='entropy', backend='tensorrt', device='cuda', precision=precision)
+    trt = Pipeline.from_model(
+        tiny_model, scorer='entropy', backend='tensorrt', device='cuda', precision=precision, build_new_sizes=True
+    )
     if precision == 'fp32':
         _assert_parity(reference['entropy'], trt)
     else:

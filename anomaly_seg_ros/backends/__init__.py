@@ -70,7 +70,7 @@ REGISTRY: dict[str, Callable[..., Backend]] = {'torch': _torch, 'onnxruntime': _
 OPTIONS: dict[str, tuple[str, ...]] = {
     'torch': ('cuda_graphs', 'channels_last'),
     'onnxruntime': ('threads',),
-    'tensorrt': ('on_status', 'calibration', 'calib_frames', 'workspace_gb'),
+    'tensorrt': ('on_status', 'calibration', 'calib_frames', 'workspace_gb', 'build_new_sizes', 'reuse_outputs'),
 }
 
 
