@@ -208,6 +208,9 @@ class AnomalySegNode(Node):
         backend_status = getattr(b, 'status', '')
         if backend_status:
             values.append(KeyValue(key='backend_status', value=str(backend_status)))
+        resized = getattr(b, 'resized_frames', None)
+        if resized is not None:  # frames of a size with no engine, resized on the host (tensorrt)
+            values.append(KeyValue(key='frames_resized_on_host', value=str(resized)))
         values.append(KeyValue(key='rate_hz', value=f'{rate:.2f}'))
         for stage in ('decode', *STAGES, 'total', 'publish'):
             xs = [t[stage] for t in timings if stage in t]
