@@ -60,6 +60,10 @@ def make_session(path: Path, device: str = 'cpu', threads: int = 0) -> Any:
     so.intra_op_num_threads = threads or default_threads()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3  # warnings about unused initialisers etc. are noise on a vehicle log
+    # The pool threads spin between the graph's nodes (a wake-up per node would cost more), but stop the moment a
+    # run returns: a camera node runs once a frame, and a thread still spinning after the run takes a core from
+    # whatever runs next on it (other nodes, the host's publishing, the torch reference in a bench).
+    so.add_session_config_entry('session.force_spinning_stop', '1')
     providers: list[str | tuple[str, dict[str, Any]]] = ['CPUExecutionProvider']
     if device.startswith('cuda'):
         if 'CUDAExecutionProvider' not in ort.get_available_providers():
