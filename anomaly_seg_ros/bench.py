@@ -9,6 +9,10 @@ What is measured, and how:
   in the cache.
 - The timed frames are interleaved: frame i runs through every configuration, in an order rotated by one each
   frame, so machine noise (other processes, thermal and frequency changes) falls on all of them alike.
+  Before each timed call the bench idles `gap_ms` (default 20 ms: a camera delivers a frame at most every
+  33 ms at 30 Hz). Without a gap, torch's OpenMP workers keep spinning on the cores for a few ms after each
+  torch call and slow whatever runs next in this process (measured: the ONNX Runtime call after a torch call
+  ran ~5 ms slower at 2048x1024), a penalty a node running one backend never pays. `--gap-ms 0` shows it.
 - The reference is eager torch in fp32 on the same device, same scorer, same frames: the code a user would
   otherwise write. Every row gets its end-to-end speed-up over it (p50 over p50) and its parity with it:
   labels agreeing (% of pixels) and the largest |score difference|, on the very frames that were timed.
@@ -38,6 +42,7 @@ from tqdm import tqdm
 from .backends import auto_order, backend_capabilities, resolve_precision
 from .config import ModelConfig, load_model_config, resolve_model_dir
 from .data.synthetic import SyntheticWorld, WorldConfig
+from .defaults import BENCH_GAP_MS
 from .errors import AnomalySegError, ConfigError
 from .graph import check_scorer_needs
 from .pipeline import STAGES, Pipeline, Result
@@ -174,6 +179,7 @@ class BenchReport:
     skipped: list[Skipped]
     images: dict[tuple[int, int], list[np.ndarray]]
     data_tools: dict[str, np.ndarray] = field(default_factory=dict)
+    gap_ms: float = 0.0
 
     @property
     def scorers(self) -> list[str]:
@@ -200,6 +206,7 @@ class BenchReport:
             },
             'device': self.device,
             'frames': self.frames,
+            'gap_ms': self.gap_ms,
             'sizes': [f'{w}x{h}' for w, h in self.sizes],
             'reference': ' '.join(REFERENCE),
             'machine': self.machine,
@@ -341,7 +348,9 @@ def _warm_up(case: Case, frames: list[np.ndarray]) -> None:
         case.pipe(frames[(i + 1) % len(frames)])
 
 
-def _timed_rounds(cases: list[Case], images: dict[tuple[int, int], list[np.ndarray]], frames: int) -> None:
+def _timed_rounds(
+    cases: list[Case], images: dict[tuple[int, int], list[np.ndarray]], frames: int, gap_ms: float = 0.0
+) -> None:
     """Frame i through every case, starting one further along each frame; parity against the reference on the
     same frame. Results are compared as soon as both sides exist, so at most one frame per case is held."""
     for i in tqdm(range(frames), desc='bench', leave=False):
@@ -350,6 +359,8 @@ def _timed_rounds(cases: list[Case], images: dict[tuple[int, int], list[np.ndarr
         pending: list[tuple[Case, Result]] = []
         for case in cases[k:] + cases[:k]:
             sized = images[case.size]
+            if gap_ms > 0:
+                time.sleep(gap_ms / 1e3)
             result = case.pipe(sized[i % len(sized)])
             for stage, values in case.times.items():
                 values.append(result.timings[stage])
@@ -400,6 +411,7 @@ def run_bench(
     frames: int,
     device: str = 'cpu',
     data_tools: bool = True,
+    gap_ms: float = BENCH_GAP_MS,
 ) -> BenchReport:
     """Build, warm up and time every configuration; the report holds the figures, `print_report` the tables."""
     cfg = load_model_config(resolve_model_dir(str(model)))
@@ -429,9 +441,10 @@ def run_bench(
                     skipped.append(Skipped(f'{what} / {case.size_text}', str(e)))
                     continue
                 cases.append(case)
-    _timed_rounds(cases, images, frames)
+    _timed_rounds(cases, images, frames, gap_ms)
     _profiled_pass(cases, images, frames)
     report = BenchReport(cfg, device, frames, tuple(sizes), machine_info(device), cases, skipped, images)
+    report.gap_ms = gap_ms
     if data_tools:
         report.data_tools = data_tool_latency(frames)
     return report
@@ -489,6 +502,7 @@ def print_report(report: BenchReport) -> None:
         f'{report.frames} timed frames per configuration, interleaved over {n} configurations'
     )
     print(machine_line(report.machine, report.device))
+    print(f'timed calls interleaved, {report.gap_ms:g} ms idle before each (--gap-ms)')
     for s in report.skipped:
         print(f'not run: {s.what}: {s.reason}')
     print()

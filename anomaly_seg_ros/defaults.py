@@ -103,3 +103,6 @@ BAG_FRAME_ID: Final = 'camera'
 TRT_PRECISION: Final = 'fp16'
 TRT_CALIB_FRAMES: Final = 200
 TRT_WORKSPACE_GB: Final = 4.0
+
+# bench: idle time before each timed call (a camera frame period is >= 33 ms; see bench.py)
+BENCH_GAP_MS: Final = 20.0

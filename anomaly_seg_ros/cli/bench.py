@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..defaults import BENCH_GAP_MS
 from .export import prepare_out_file
-from .types import SizeArg, positive_int
+from .types import FloatRange, SizeArg, positive_int
 
 if TYPE_CHECKING:
     from .help_format import CommandParser, Subparsers
@@ -60,6 +61,12 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     be.add_argument('--sizes', type=SizeList(), default=BENCH_SIZES, help='camera frame sizes, comma-separated')
     be.add_argument('--frames', type=positive_int, default=30, help='timed frames per configuration')
     be.add_argument('--device', default='cpu', help='device: cpu, cuda or cuda:N')
+    be.add_argument(
+        '--gap-ms',
+        type=FloatRange(0.0, 1000.0),
+        default=BENCH_GAP_MS,
+        help='idle ms before each timed call (camera-like pacing; 0 shows the cross-library spin penalty)',
+    )
     be.add_argument('--json', type=Path, default=None, help='also write the figures to this JSON file')
     be.add_argument('--overwrite', action='store_true', help='replace an existing --json file')
     be.add_argument('--no-ros', action='store_true', help='skip the node-overhead measurement (through ROS)')
@@ -71,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         prepare_out_file(args.json, overwrite=args.overwrite, command='bench', option='--json')
     from ..bench import node_backend, print_report, run_bench
 
-    report = run_bench(args.model, args.backend, args.scorer, args.sizes, args.frames, args.device)
+    report = run_bench(args.model, args.backend, args.scorer, args.sizes, args.frames, args.device, gap_ms=args.gap_ms)
     print_report(report)
     figures = report.to_json()
     if not args.no_ros:
