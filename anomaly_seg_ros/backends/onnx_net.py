@@ -9,8 +9,6 @@ It has no parameters and is not traceable: the fused graph is composed from the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
@@ -20,31 +18,9 @@ from ..errors import BackendError
 from ..scoring import LOGITS
 from .compose import expose_taps, image_input, load_graph
 from .onnx_file import check_onnx_input
-from .onnxruntime_backend import default_threads
+from .onnxruntime_backend import make_session
 
 __all__ = ['OnnxNet']
-
-#: ONNX Runtime session option: where a model loaded from bytes finds its external-data files
-EXTERNAL_DATA_DIR = 'session.model_external_initializers_file_folder_path'
-
-
-def _session(model_bytes: bytes, external_dir: str, what: str, threads: int) -> Any:
-    """A CPU session with the options of onnxruntime_backend.make_session, for a model held in memory."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise BackendError(f'{what}: running an ONNX net needs the onnxruntime package') from None
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = threads or default_threads()
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    so.add_session_config_entry(EXTERNAL_DATA_DIR, external_dir)
-    try:
-        return ort.InferenceSession(model_bytes, so, providers=['CPUExecutionProvider'])
-    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own pybind exception types
-        raise BackendError(f'{what}: ONNX Runtime cannot load it: {type(e).__name__}: {e}') from None
 
 
 class OnnxNet(nn.Module):
@@ -65,7 +41,9 @@ class OnnxNet(nn.Module):
         self.taps = dict(model.taps)
         self._fetch = [proto.graph.output[0].name, *self.taps]
         proto = expose_taps(proto, self.taps, model.weights)
-        self._session = _session(proto.SerializeToString(), str(model.weights.parent), str(model.weights), threads)
+        self._session = make_session(
+            proto.SerializeToString(), 'cpu', threads, external_dir=str(model.weights.parent), what=str(model.weights)
+        )
 
     @property
     def output_names(self) -> tuple[str, ...]:

@@ -51,9 +51,15 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def make_session(path: Path, device: str = 'cpu', threads: int = 0) -> Any:
-    """An InferenceSession tuned for one-frame-at-a-time inference; BackendError names the file on failure."""
+def make_session(
+    path: Path | bytes, device: str = 'cpu', threads: int = 0, external_dir: str | None = None, what: str = ''
+) -> Any:
+    """An InferenceSession tuned for one-frame-at-a-time inference; BackendError names the file on failure.
+
+    `path` may be the model's bytes (a graph edited in memory); `external_dir` is then where its external-data
+    files are, and `what` names it in errors."""
     ort = _ort()
+    what = what or str(path)
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -64,6 +70,8 @@ def make_session(path: Path, device: str = 'cpu', threads: int = 0) -> Any:
     # run returns: a camera node runs once a frame, and a thread still spinning after the run takes a core from
     # whatever runs next on it (other nodes, the host's publishing, the torch reference in a bench).
     so.add_session_config_entry('session.force_spinning_stop', '1')
+    if external_dir is not None:
+        so.add_session_config_entry('session.model_external_initializers_file_folder_path', external_dir)
     providers: list[str | tuple[str, dict[str, Any]]] = ['CPUExecutionProvider']
     if device.startswith('cuda'):
         if 'CUDAExecutionProvider' not in ort.get_available_providers():
@@ -73,9 +81,9 @@ def make_session(path: Path, device: str = 'cpu', threads: int = 0) -> Any:
             )
         providers = [('CUDAExecutionProvider', {'device_id': cuda_index(device)}), 'CPUExecutionProvider']
     try:
-        return ort.InferenceSession(str(path), so, providers=providers)
+        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), so, providers=providers)
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own pybind exception types
-        raise BackendError(f'{path}: ONNX Runtime cannot load it: {type(e).__name__}: {e}') from None
+        raise BackendError(f'{what}: ONNX Runtime cannot load it: {type(e).__name__}: {e}') from None
 
 
 def cuda_index(device: str) -> int:

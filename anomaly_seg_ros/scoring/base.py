@@ -116,7 +116,10 @@ class Scorer(nn.Module):
         return all(math.isfinite(v) for v in self.score_range)
 
     def class_logits(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return outputs[LOGITS][:, : self.num_classes].float()
+        logits = outputs[LOGITS]
+        if self.void_channel:  # only slice when there is a channel to drop: a full-range Slice is a copy in ORT
+            logits = logits[:, : self.num_classes]
+        return logits.float()
 
     def forward(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
