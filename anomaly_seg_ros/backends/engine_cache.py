@@ -38,6 +38,7 @@ from types import TracebackType
 
 from ..errors import BackendError
 from .export import cache_dir, cache_entry_ok, publish
+from .source import file_sha256
 
 __all__ = [
     'ENGINE_FORMAT',
@@ -67,14 +68,6 @@ StatusCallback = Callable[[str], None]
 def engine_dir() -> Path:
     """The engine folder inside the project cache (read at call time, so ANOMALY_SEG_CACHE set later counts)."""
     return cache_dir() / 'engines'
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _slug(text: str) -> str:

@@ -22,7 +22,7 @@ from ..graph import PipelineGraph, build_graph, check_scorer_needs, probe_logits
 from ..nets import TappedNet, build_net
 from ..scoring import Scorer
 
-__all__ = ['GraphSource', 'load_torch_net']
+__all__ = ['GraphSource', 'file_sha256', 'load_torch_net']
 
 
 def load_torch_net(model: ModelConfig) -> nn.Module:
@@ -95,13 +95,13 @@ class GraphSource:
         """Content key of the fused graph: weights, contract, scorer config and artefacts, aux, camera size."""
         h = hashlib.sha256()
         m = self.model
-        h.update(_file_digest(m.weights).encode())
+        h.update(file_sha256(m.weights).encode())
         if m.format == 'onnx':  # an ONNX file's weights may live in external files beside it
             from .onnx_file import read_onnx_file_info  # noqa: PLC0415 - needs the onnx package
 
             for rel in read_onnx_file_info(m.weights).external_data:
                 h.update(rel.encode())
-                h.update(_file_digest(m.weights.parent / rel).encode())
+                h.update(file_sha256(m.weights.parent / rel).encode())
         if self.net is not None:  # an in-memory net: its weights, not the folder's file, define the graph
             for k, v in self.net.state_dict().items():
                 h.update(k.encode())
@@ -113,12 +113,13 @@ class GraphSource:
         entry = m.scorers.get(self.scorer.name, {})
         h.update(repr((self.scorer.name, sorted(entry.get('params', {}).items()))).encode())
         for key in sorted(entry.get('artefacts', {})):
-            h.update(_file_digest(m.directory / entry['artefacts'][key]).encode())
+            h.update(file_sha256(m.directory / entry['artefacts'][key]).encode())
         h.update(repr((self.aux, frame_hw)).encode())
         return h.hexdigest()
 
 
-def _file_digest(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks (weights and engines can be gigabytes)."""
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..defaults import BENCH_GAP_MS
-from .export import prepare_out_file
+from .outputs import prepare_out_file
 from .types import FloatRange, SizeArg, positive_int
 
 if TYPE_CHECKING:

@@ -13,19 +13,19 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from .outputs import prepare_out_file
 from .types import SizeArg, positive_int
 
 if TYPE_CHECKING:
     from .help_format import CommandParser, Subparsers
 
-__all__ = ['MAX_SIDE', 'AuxList', 'BoundedSize', 'add_parser', 'prepare_out_file', 'run']
+__all__ = ['MAX_SIDE', 'AuxList', 'BoundedSize', 'add_parser', 'run']
 
 HELP = 'write the fused pipeline graph (frame -> labels, score, aux) as one ONNX file, checked'
 DESCRIPTION = f"""{HELP}.
@@ -37,7 +37,6 @@ on >= 99.9 %, scores within 1e-3); if the check fails nothing is written and the
 
 #: the largest camera side an export accepts (as import-model's limit on a declared input)
 MAX_SIDE = 8192
-PROBE_PREFIX = '.anomaly-seg-write-test-'
 
 
 class BoundedSize(SizeArg):
@@ -61,31 +60,6 @@ class AuxList:
 
     def show(self, value: tuple[str, ...]) -> str:
         return ','.join(value) or 'none'
-
-
-def prepare_out_file(path: Path, *, overwrite: bool, command: str, option: str = '--out') -> None:
-    """Refuse an existing file (unless overwrite) or a folder at `path`, create its folder and probe that it is
-    writable; ConfigError names the path. Nothing existing is touched."""
-    if path.is_dir():
-        raise ConfigError(f'{command}: {option} {path} is a folder; give a file name')
-    if path.exists() and not overwrite:
-        raise ConfigError(
-            f'{command}: {option} {path} already exists; pass --overwrite to replace it, or choose another '
-            'name (nothing was written)'
-        )
-    folder = path.parent
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f'{command}: {option} {path}: {folder} is a file, not a folder')
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f'{command}: cannot create the folder of {option} {path}: {e.strerror or e}') from None
-    try:
-        fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=folder)
-    except OSError as e:
-        raise ConfigError(f'{command}: {option} {path}: {folder} is not writable: {e.strerror or e}') from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def add_parser(subparsers: Subparsers) -> CommandParser:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ['existing_outputs', 'prepare_out_dir']
+__all__ = ['existing_outputs', 'prepare_out_dir', 'prepare_out_file']
 
 PROBE_PREFIX = '.anomaly-seg-write-test-'
 
@@ -40,13 +40,38 @@ def prepare_out_dir(out: Path, outputs: Sequence[str], *, overwrite: bool, comma
                 f'{command}: --out {out} already holds {", ".join(clash)}; pass --overwrite to replace '
                 'them, or choose another folder (nothing was written)'
             )
+    _create_and_probe(out, f'{command}: cannot create --out {out}', f'{command}: --out {out} is not writable')
+
+
+def _create_and_probe(folder: Path, cannot_create: str, not_writable: str) -> None:
+    """Make `folder` and write-and-remove a probe file in it; ConfigError with the given prefix on failure."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f'{command}: cannot create --out {out}: {e.strerror or e}') from None
+        raise ConfigError(f'{cannot_create}: {e.strerror or e}') from None
     try:
-        fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=out)
+        fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=folder)
     except OSError as e:
-        raise ConfigError(f'{command}: --out {out} is not writable: {e.strerror or e}') from None
+        raise ConfigError(f'{not_writable}: {e.strerror or e}') from None
     os.close(fd)
     os.unlink(probe)
+
+
+def prepare_out_file(path: Path, *, overwrite: bool, command: str, option: str = '--out') -> None:
+    """Refuse an existing file (unless overwrite) or a folder at `path`, create its folder and probe that it is
+    writable; ConfigError names the path. Nothing existing is touched."""
+    if path.is_dir():
+        raise ConfigError(f'{command}: {option} {path} is a folder; give a file name')
+    if path.exists() and not overwrite:
+        raise ConfigError(
+            f'{command}: {option} {path} already exists; pass --overwrite to replace it, or choose another '
+            'name (nothing was written)'
+        )
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f'{command}: {option} {path}: {folder} is a file, not a folder')
+    _create_and_probe(
+        folder,
+        f'{command}: cannot create the folder of {option} {path}',
+        f'{command}: {option} {path}: {folder} is not writable',
+    )
