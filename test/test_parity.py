@@ -133,3 +133,31 @@ def test_tensorrt_matches_eager_torch(
         agree, diff = _compare(reference['entropy'](_frames((64, 128))[0]), trt(_frames((64, 128))[0]))
         print(f'fp16 tensorrt entropy: labels agree {agree:.5f}, max score diff {diff:.2e}')
         assert agree >= 0.99
+
+
+@pytest.fixture(scope='module')
+def void_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny own net with a trailing void channel (20 outputs), as several public Cityscapes nets have."""
+    import yaml
+
+    from anomaly_seg_ros.checkpoint import write_model_folder
+    from anomaly_seg_ros.config import InputSpec
+    from anomaly_seg_ros.nets import build_net
+
+    out = tmp_path_factory.mktemp('models') / 'tiny_void'
+    torch.manual_seed(1)
+    net = build_net('icnet_small', 20, width=8).eval()
+    write_model_folder(out, net, 'icnet_small', {'width': 8}, InputSpec(64, 128), 'void', 'random weights, void')
+    cfg = yaml.safe_load((out / 'model.yaml').read_text())
+    cfg['void_channel'] = True
+    (out / 'model.yaml').write_text(yaml.safe_dump(cfg))
+    return out
+
+
+@pytest.mark.parametrize('scorer', ['void', 'entropy'])
+def test_void_channel_model_parity(void_model: Path, scorer: str, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every scorer, the void one included, on a model with a void channel: the fused graph agrees with eager."""
+    monkeypatch.setenv('ANOMALY_SEG_CACHE', str(cache))
+    ref = Pipeline.from_model(void_model, scorer=scorer, backend='torch')
+    _assert_parity(ref, Pipeline.from_model(void_model, scorer=scorer, backend='onnxruntime'))
+    assert int(ref(_frames((64, 128))[0]).labels.max()) < 19  # the void channel never becomes a label
