@@ -195,3 +195,18 @@ def test_named_backend_that_cannot_run_says_why(tiny_model: Path) -> None:
         Pipeline.from_model(tiny_model, backend='tensorrt')
     with pytest.raises(BackendError, match="unknown backend 'tflite'"):
         Pipeline.from_model(tiny_model, backend='tflite')
+
+
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_many_camera_sizes_keep_a_bounded_number_of_graphs(
+    tiny_model: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anomaly_seg_ros.backends import onnxruntime_backend, torch_backend
+
+    monkeypatch.setattr(onnxruntime_backend, 'MAX_SIZES', 2)
+    monkeypatch.setattr(torch_backend, 'MAX_SIZES', 2)
+    p = Pipeline.from_model(tiny_model, backend=backend)
+    for w in (100, 120, 140, 100):
+        assert p(np.zeros((50, w, 3), np.uint8)).labels.shape == (50, w)
+    held = p.backend._sessions if backend == 'onnxruntime' else p.backend._graphs  # type: ignore[attr-defined]
+    assert len(held) == 2 and (50, 100) in held

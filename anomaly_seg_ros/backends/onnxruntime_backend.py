@@ -22,6 +22,9 @@ __all__ = ['OnnxRuntimeBackend', 'capabilities', 'default_threads', 'make_sessio
 
 log = logging.getLogger(__name__)
 
+#: camera sizes whose sessions are kept; the oldest goes first (its graph stays in the disk cache)
+MAX_SIZES = 8
+
 
 def _ort() -> Any:
     try:
@@ -145,6 +148,8 @@ class OnnxRuntimeBackend:
                     frame_hw[0],
                 )
             s = _Session(self.source.onnx(frame_hw), self.device, self.threads)
+            if len(self._sessions) >= MAX_SIZES:  # a stream of odd sizes must not grow memory without bound
+                self._sessions.pop(next(iter(self._sessions)))
             self._sessions[frame_hw] = s
         return s
 

@@ -21,6 +21,9 @@ __all__ = ['TorchBackend', 'capabilities']
 
 log = logging.getLogger(__name__)
 
+#: camera sizes whose graphs (and CUDA graphs) are kept; the oldest goes first
+MAX_SIZES = 8
+
 
 def capabilities() -> Capabilities:
     cuda = torch.cuda.is_available()
@@ -97,6 +100,10 @@ class TorchBackend:
         g = self._graphs.get(frame_hw)
         if g is None:
             g = self.source.graph(frame_hw).to(self._device)
+            if len(self._graphs) >= MAX_SIZES:  # a stream of odd sizes must not grow memory without bound
+                old = next(iter(self._graphs))
+                self._graphs.pop(old)
+                self._captured.pop(old, None)
             self._graphs[frame_hw] = g
         return g
 
