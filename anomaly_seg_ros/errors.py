@@ -29,6 +29,10 @@ class BackendError(AnomalySegError):
     """An inference backend cannot be built or run."""
 
 
+class NonFiniteOutputError(BackendError):
+    """The pipeline produced NaN or inf scores: a broken model must never look like "no anomaly"."""
+
+
 class CodecError(AnomalySegError):
     """An image message cannot be decoded: unsupported encoding, size/step mismatch, empty frame."""
 

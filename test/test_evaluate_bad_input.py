@@ -236,7 +236,7 @@ def test_nan_weights_model_every_frame_failed_exits_2(
     captured = capsys.readouterr()
     assert rc == 2 and 'Traceback' not in captured.err
     assert 'nothing to evaluate: 0 of 3 frames evaluated: 3 failed (first: ' in captured.err
-    assert 'score map has 8192 NaN' in captured.err
+    assert '8192 of 8192 scores are NaN or inf' in captured.err
     head = strict_json(captured.out)
     assert head['failed'] == 3 and head['frames_by_status'] == {'failed': 3} and head['AP'] is None
     assert len(strict_json((out / 'report.json').read_text())['failed']) == 3

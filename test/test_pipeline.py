@@ -210,3 +210,36 @@ def test_many_camera_sizes_keep_a_bounded_number_of_graphs(
         assert p(np.zeros((50, w, 3), np.uint8)).labels.shape == (50, w)
     held = p.backend._sessions if backend == 'onnxruntime' else p.backend._graphs  # type: ignore[attr-defined]
     assert len(held) == 2 and (50, 100) in held
+
+
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+@pytest.mark.parametrize('fault', ['nan_weights', 'nan_mean'])
+def test_broken_model_is_never_silently_blind(tiny_model: Path, tmp_path: Path, backend: str, fault: str) -> None:
+    """NaN weights or a NaN normalisation: warm-up (start-up) and every frame raise, naming the model, instead of
+    returning NaN scores that would look like 'no anomaly' and labels that would all read 'road'."""
+    from anomaly_seg_ros.errors import NonFiniteOutputError
+
+    folder = tmp_path / 'broken'
+    shutil.copytree(tiny_model, folder)
+    if fault == 'nan_weights':
+        state = torch.load(folder / 'model.pt', weights_only=True)
+        state['head.1.weight'][0] = float('nan')
+        torch.save(state, folder / 'model.pt')
+    else:
+        cfg = yaml.safe_load((folder / 'model.yaml').read_text())
+        cfg['input']['mean'] = [float('nan'), 0.5, 0.5]
+        (folder / 'model.yaml').write_text(yaml.safe_dump(cfg))
+    p = Pipeline.from_model(folder, backend=backend)
+    with pytest.raises(NonFiniteOutputError, match=r"model 'tiny': \d+ of \d+ scores are NaN or inf"):
+        p.warmup()
+    with pytest.raises(NonFiniteOutputError):
+        p(np.zeros((90, 200, 3), np.uint8))
+
+
+def test_finite_check_ignores_an_overflowing_sum_of_finite_scores() -> None:
+    from anomaly_seg_ros.errors import NonFiniteOutputError
+    from anomaly_seg_ros.pipeline import check_finite
+
+    check_finite(np.full((4, 4), 3e38, np.float32), 'm')  # the float32 sum overflows; every score is finite
+    with pytest.raises(NonFiniteOutputError, match='1 of 16 scores'):
+        check_finite(np.array([np.inf] + [0.0] * 15, np.float32).reshape(4, 4), 'm')
