@@ -131,6 +131,7 @@ def test_every_subcommand_module_is_registered() -> None:
         'build-engine',
         'bench',
         'bench-metrics',
+        'profile',
         'demo',
     }
     assert names == expected and len(COMMANDS) == len(expected)

@@ -1,7 +1,8 @@
 """The `anomaly-seg` parser, built from the subcommand modules, and `main`: run one command, map its errors.
 
 Each subcommand module offers ``add_parser(subparsers)`` and ``run(args) -> int`` and imports its heavy
-modules inside ``run``, so `--help` stays instant and only `node`, `demo` and `bench` touch rclpy.
+modules inside ``run``, so `--help` stays instant and only `node`, `demo`, `bench`, `profile` and live
+`evaluate` touch rclpy.
 
 Exit codes: 0 done; 2 bad input (argparse usage errors and AnomalySegError: a file, key, topic or value
 named in one line); 1 anything else (an OSError, a bug: one line naming the exception); 130 Ctrl-C.
@@ -17,7 +18,7 @@ import traceback
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import AnomalySegError
-from . import bag, bench, bench_metrics, blend, build_engine, demo, evaluate, export, import_model, node, train
+from . import bag, bench, bench_metrics, blend, build_engine, demo, evaluate, export, import_model, node, profile, train
 from .help_format import CommandParser
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ COMMANDS: tuple[Subcommand, ...] = (
     build_engine,
     bench,
     bench_metrics,
+    profile,
     demo,
 )
 
