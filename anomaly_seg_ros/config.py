@@ -22,8 +22,10 @@ from .errors import ConfigError
 
 __all__ = [
     'InputSpec',
+    'MAX_FRAME_PIXELS',
     'ModelConfig',
     'NodeConfig',
+    'PARAMETER_RANGES',
     'PACKAGE_ROOT',
     'default_models_dir',
     'default_params_file',
@@ -306,6 +308,18 @@ def resolve_model_dir(model: str) -> Path:
 QOS_CHOICES = ('sensor_data', 'reliable')
 BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt')
 PRECISIONS = ('auto', 'fp32', 'fp16', 'int8')
+_DEVICE = re.compile(r'^(cpu|cuda(:[0-9]+)?)$')
+#: default upper bound of an incoming frame, width*height: 4096x3072 (12.6 MP), above any automotive camera here
+MAX_FRAME_PIXELS = 4096 * 3072
+#: [low, high] of the numeric node parameters: the params-file check and the node's ParameterDescriptors share them
+PARAMETER_RANGES: dict[str, tuple[float, float]] = {
+    'heatmap_alpha': (0.0, 1.0),
+    'diagnostics_period': (0.05, 3600.0),
+    'log_throttle_s': (0.0, 3600.0),
+    'diagnostics_window_s': (0.1, 3600.0),
+    'stale_after_s': (0.1, 3600.0),
+    'max_frame_pixels': (1, 1 << 31),
+}
 
 
 @dataclass(frozen=True)
@@ -325,6 +339,10 @@ class NodeConfig:
     heatmap_alpha: float = 0.6
     diagnostics_period: float = 1.0
     log_throttle_s: float = 5.0
+    diagnostics_window_s: float = 5.0
+    stale_after_s: float = 3.0
+    max_frame_pixels: int = MAX_FRAME_PIXELS
+    output_qos: str = 'reliable'
 
     @staticmethod
     def descriptions() -> dict[str, str]:
@@ -341,18 +359,33 @@ class NodeConfig:
             'publish_color': 'publish ~/segmentation/color (rgb8)',
             'publish_heatmap': 'publish ~/anomaly_heatmap (bgr8 overlay)',
             'heatmap_alpha': 'weight of the heatmap colour over the camera image, in [0, 1]',
-            'diagnostics_period': 'seconds between /diagnostics messages (> 0)',
+            'diagnostics_period': 'seconds between /diagnostics messages, 0.05..3600',
             'log_throttle_s': 'at most one warning per this many seconds for dropped frames (>= 0)',
+            'diagnostics_window_s': 'rate, drops and failures in /diagnostics cover the last this many seconds (> 0)',
+            'stale_after_s': 'diagnostics level STALE when no frame arrived for this many seconds (> 0)',
+            'max_frame_pixels': 'larger frames (width*height, read from the header before decoding) are dropped',
+            'output_qos': "output QoS: 'reliable' (keep last 2) or 'sensor_data' (best effort, keep last 2)",
         }
+
+    @staticmethod
+    def live_parameters() -> tuple[str, ...]:
+        """Parameters a running node applies on `ros2 param set`; every other one needs a restart (read-only)."""
+        return (
+            'publish_color',
+            'publish_heatmap',
+            'heatmap_alpha',
+            'log_throttle_s',
+            'diagnostics_window_s',
+            'stale_after_s',
+            'max_frame_pixels',
+        )
 
     @classmethod
     def from_dict(cls, data: Any, source: str) -> NodeConfig:
         r = _Reader(data, source)
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            kind: type | tuple[type, ...] = (
-                float if f.type == 'float' else {'str': str, 'bool': bool}.get(str(f.type), str)
-            )
+            kind: type | tuple[type, ...] = {'float': float, 'int': int, 'str': str, 'bool': bool}.get(str(f.type), str)
             values[f.name] = r.get(f.name, kind, f.default)
         r.finish()
         if values['backend'] not in BACKENDS:
@@ -361,11 +394,16 @@ class NodeConfig:
             raise r.fail('precision', f'{values["precision"]!r} is not one of {", ".join(PRECISIONS)}')
         if values['input_qos'] not in QOS_CHOICES:
             raise r.fail('input_qos', f'{values["input_qos"]!r} is not one of {", ".join(QOS_CHOICES)}')
-        if not 0.0 <= values['heatmap_alpha'] <= 1.0:
-            raise r.fail('heatmap_alpha', f'must be in [0, 1], got {values["heatmap_alpha"]}')
-        _positive(r, 'diagnostics_period', values['diagnostics_period'])
-        if not values['log_throttle_s'] >= 0:
-            raise r.fail('log_throttle_s', f'must be >= 0, got {values["log_throttle_s"]}')
+        if values['output_qos'] not in QOS_CHOICES:
+            raise r.fail('output_qos', f'{values["output_qos"]!r} is not one of {", ".join(QOS_CHOICES)}')
+        if not _DEVICE.match(values['device']):
+            raise r.fail('device', f'{values["device"]!r} is not cpu, cuda or cuda:N')
+        if values['backend'] == 'tensorrt' and not values['device'].startswith('cuda'):
+            raise r.fail('device', f'backend tensorrt needs a cuda device, got {values["device"]!r}')
+        for name, (low, high) in PARAMETER_RANGES.items():
+            value = values[name]
+            if not (low <= value <= high and math.isfinite(value)):
+                raise r.fail(name, f'must be in [{low:g}, {high:g}], got {value!r}')
         if not values['model']:
             raise r.fail('model', 'must not be empty')
         return cls(**values)

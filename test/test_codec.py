@@ -12,6 +12,7 @@ import pytest
 from anomaly_seg_ros.errors import CodecError
 from anomaly_seg_ros.io.image_codec import (
     SUPPORTED_ENCODINGS,
+    compressed_image_size,
     compressed_msg_to_rgb,
     compressed_to_rgb,
     encode_compressed,
@@ -312,3 +313,32 @@ def test_error_bad_rgb_input_to_encoders() -> None:
         encode_compressed(np.zeros((4, 4, 3), np.float32))
     with pytest.raises(CodecError, match='quality'):
         encode_compressed(smooth_rgb(), 'jpeg', quality=101)
+
+
+# -- decoded size from the header, before decoding -------------------------------------------------------------
+@pytest.mark.parametrize('fmt', ['png', 'jpeg'])
+@pytest.mark.parametrize(('h', 'w'), [(1, 1), (37, 53), (480, 640)])
+def test_compressed_image_size_reads_the_header(fmt: str, h: int, w: int) -> None:
+    data = encode_compressed(np.zeros((h, w, 3), np.uint8), fmt)
+    assert compressed_image_size(data) == (w, h)
+
+
+def test_compressed_image_size_grey_progressive_and_unknown() -> None:
+    grey = cv2.imencode('.jpg', np.zeros((21, 34), np.uint8))[1].tobytes()
+    assert compressed_image_size(grey) == (34, 21)
+    progressive = cv2.imencode('.jpg', np.zeros((30, 40, 3), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1]
+    assert compressed_image_size(progressive.tobytes()) == (40, 30)  # SOF2
+    for junk in (b'', b'junk', b'\xff\xd8', b'\xff\xd8\xff\xe0\x00', b'\x89PNG\r\n\x1a\n'):
+        assert compressed_image_size(junk) is None, junk
+
+
+def test_header_announcing_too_many_pixels_is_not_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small file can announce a huge image (PNG of 16000x12000 zeros is ~190 KB): refused from the header."""
+    import anomaly_seg_ros.io.image_codec as codec
+
+    data = encode_compressed(np.zeros((120, 160, 3), np.uint8), 'png')
+    monkeypatch.setattr(codec.cv2, 'imdecode', lambda *a: pytest.fail('decoded despite its header'))
+    with pytest.raises(CodecError, match=r'png header announces 160x120 = 19200 pixels, more than max_frame_pixels'):
+        compressed_to_rgb('png', data, max_pixels=19199)
+    monkeypatch.undo()
+    assert compressed_to_rgb('png', data, max_pixels=19200).shape == (120, 160, 3)

@@ -42,7 +42,18 @@ def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
         ({'input_qos': 'fast'}, "key 'input_qos': 'fast' is not one of sensor_data, reliable"),
         ({'backend': 'tflite'}, "key 'backend': 'tflite' is not one of"),
         ({'subscribe_compressed': 1}, "key 'subscribe_compressed': expected bool, got int"),
-        ({'diagnostics_period': 0}, "key 'diagnostics_period': must be a positive"),
+        ({'diagnostics_period': 0}, r"key 'diagnostics_period': must be in \[0.05, 3600\], got 0.0"),
+        ({'diagnostics_period': 1e-6}, "key 'diagnostics_period': must be in"),
+        ({'device': 'banana'}, "key 'device': 'banana' is not cpu, cuda or cuda:N"),
+        ({'device': 'cuda:x'}, "key 'device': 'cuda:x' is not"),
+        ({'backend': 'tensorrt', 'device': 'cpu'}, "key 'device': backend tensorrt needs a cuda device"),
+        ({'backend': 'onnxruntime', 'device': 'banana'}, "key 'device': 'banana'"),
+        ({'max_frame_pixels': 0}, "key 'max_frame_pixels': must be in"),
+        ({'max_frame_pixels': 1.5}, "key 'max_frame_pixels': expected int, got float"),
+        ({'max_frame_pixels': True}, "key 'max_frame_pixels': expected int, got bool"),
+        ({'output_qos': 'fast'}, "key 'output_qos': 'fast' is not one of sensor_data, reliable"),
+        ({'stale_after_s': 0}, "key 'stale_after_s': must be in"),
+        ({'diagnostics_window_s': float('nan')}, "key 'diagnostics_window_s': must be in"),
         ({'model': ''}, "key 'model': must not be empty"),
         ({'heatmap_alpha': True}, "key 'heatmap_alpha': expected float, got bool"),
     ],
@@ -53,7 +64,19 @@ def test_bad_values_name_the_key(tmp_path: Path, params: dict, pattern: str) -> 
 
 
 def test_int_accepted_for_float(tmp_path: Path) -> None:
-    assert load_node_config(_params(tmp_path, heatmap_alpha=1)).heatmap_alpha == 1.0
+    cfg = load_node_config(_params(tmp_path, heatmap_alpha=1, diagnostics_period=2, stale_after_s=10))
+    assert (cfg.heatmap_alpha, cfg.diagnostics_period, cfg.stale_after_s) == (1.0, 2.0, 10.0)
+    assert isinstance(cfg.diagnostics_period, float)
+
+
+@pytest.mark.parametrize('device', ['cpu', 'cuda', 'cuda:0', 'cuda:12'])
+def test_devices_accepted(tmp_path: Path, device: str) -> None:
+    assert load_node_config(_params(tmp_path, device=device)).device == device
+
+
+def test_live_parameters_are_parameters() -> None:
+    assert set(NodeConfig.live_parameters()) <= set(NodeConfig.descriptions())
+    assert 'model' not in NodeConfig.live_parameters()
 
 
 def test_params_file_structure_errors(tmp_path: Path) -> None:

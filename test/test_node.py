@@ -83,6 +83,10 @@ def test_node_outputs_headers_and_survives_corrupt_frame(tiny_model: Path, ros_e
             for stage in ('decode', 'input', 'graph', 'total', 'publish'):
                 assert float(client.diagnostics[f'{stage}_ms_p50']) >= 0.0, stage
             assert client.diagnostics['backend'].startswith('onnxruntime cpu fp32')  # backend auto on the CPU
+            # camera-to-output age (the stamps are from 1970: huge but finite), windowed counters, DDS losses
+            assert float(client.diagnostics['age_ms_max']) >= float(client.diagnostics['age_ms_p50']) > 0
+            assert client.diagnostics['non_finite'] == '0' and client.diagnostics['dropped_dds_lost'] == '0'
+            assert float(client.diagnostics['rate_hz']) > 0
             assert proc.alive(), proc.log()
         finally:
             client.close()

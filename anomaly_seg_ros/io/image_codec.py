@@ -56,6 +56,7 @@ from anomaly_seg_ros.errors import CodecError
 
 __all__ = [
     'SUPPORTED_ENCODINGS',
+    'compressed_image_size',
     'compressed_msg_to_rgb',
     'compressed_to_rgb',
     'encode_compressed',
@@ -340,16 +341,61 @@ def _parse_compressed_format(fmt: str, data: np.ndarray) -> tuple[str, bool]:
     return ('jpeg' if codec == 'jpg' else codec), stored_rgb
 
 
-def compressed_to_rgb(fmt: str, data: Any) -> np.ndarray:
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOFn; C4 DHT, C8 JPG, CC DAC are not frames
+_JPEG_NO_LENGTH = frozenset(range(0xD0, 0xDA)) | {0x01}  # RSTn, SOI, EOI, TEM carry no length field
+
+
+def compressed_image_size(data: Any) -> tuple[int, int] | None:
+    """(width, height) read from a PNG IHDR or a JPEG SOFn header without decoding; None when not found.
+
+    A 187 KB PNG can decode to 16000x12000 pixels (576 MB of RGB): check this before handing it to the decoder.
+    """
+    buf = bytes(_as_bytes_array(data)[: 65536 * 4])  # headers sit near the start; APPn segments are < 64 KB each
+    if buf.startswith(b'\x89PNG\r\n\x1a\n') and len(buf) >= 24 and buf[12:16] == b'IHDR':
+        return int.from_bytes(buf[16:20], 'big'), int.from_bytes(buf[20:24], 'big')
+    if not buf.startswith(b'\xff\xd8'):
+        return None
+    i = 2
+    while i + 1 < len(buf):
+        if buf[i] != 0xFF:
+            return None  # not at a marker: corrupt, the decoder will say so
+        while i < len(buf) and buf[i] == 0xFF:  # fill bytes
+            i += 1
+        if i + 2 >= len(buf):
+            return None
+        marker = buf[i]
+        if marker in _JPEG_NO_LENGTH or marker == 0xD8:
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        length = int.from_bytes(buf[i + 1 : i + 3], 'big')
+        if marker in _JPEG_SOF:
+            if i + 7 >= len(buf):
+                return None
+            return int.from_bytes(buf[i + 6 : i + 8], 'big'), int.from_bytes(buf[i + 4 : i + 6], 'big')
+        i += 1 + length
+    return None
+
+
+def compressed_to_rgb(fmt: str, data: Any, max_pixels: int | None = None) -> np.ndarray:
     """Decode CompressedImage fields (JPEG or PNG) to a fresh HxWx3 uint8 RGB array.
 
     Grey images come back with the grey value in all three channels; 16-bit PNGs are reduced to
-    8 bit by OpenCV.
+    8 bit by OpenCV. With `max_pixels`, an image whose header announces more pixels (width*height) is
+    refused before decoding.
     """
     buf = _as_bytes_array(data)
     if buf.size == 0:
         raise CodecError(f'empty compressed image (format {fmt!r}, 0 bytes)')
     codec, stored_rgb = _parse_compressed_format(fmt, buf)
+    if max_pixels is not None:
+        size = compressed_image_size(buf)
+        if size is not None and size[0] * size[1] > max_pixels:
+            raise CodecError(
+                f'{codec} header announces {size[0]}x{size[1]} = {size[0] * size[1]} pixels, more than '
+                f'max_frame_pixels = {max_pixels}; not decoded'
+            )
     try:
         img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     except cv2.error as exc:
@@ -361,13 +407,13 @@ def compressed_to_rgb(fmt: str, data: Any) -> np.ndarray:
     return _cvt(img, cv2.COLOR_BGR2RGB, codec)
 
 
-def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (or anything with .format/.data) to RGB."""
+def compressed_msg_to_rgb(msg: Any, max_pixels: int | None = None) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (or anything with .format/.data) to RGB; see compressed_to_rgb."""
     try:
         fmt, data = msg.format, msg.data
     except AttributeError as exc:
         raise CodecError(f'object of type {type(msg).__name__} is not a CompressedImage message: {exc}') from exc
-    return compressed_to_rgb(fmt, data)
+    return compressed_to_rgb(fmt, data, max_pixels)
 
 
 def encode_compressed(rgb: np.ndarray, fmt: str = 'jpeg', quality: int = 90) -> bytes:

@@ -4,12 +4,20 @@ Threading: subscription callbacks only park the newest message in a one-slot mai
 decodes, runs the Pipeline and publishes. A frame that arrives while the worker is busy replaces the
 parked one (counted as superseded), so the node always works on the newest frame and never builds a
 backlog. Bad frames (unsupported encoding, size/step mismatch, empty) are dropped, counted, and logged
-at most once per `log_throttle_s`; the node keeps running.
+at most once per `log_throttle_s`; the node keeps running. A frame whose scores are NaN or inf is counted
+(`non_finite`) and nothing is published for it: a broken model must not look like an empty road.
+
+Diagnostics describe the last `diagnostics_window_s` seconds, not the whole run: ERROR while pipeline failures
+or non-finite frames occurred in the window, STALE when no frame arrived for `stale_after_s`, WARN while bad
+input was dropped in the window, else OK. Start-up failures of any kind end the process with exit code 2 and
+one line on stderr.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import re
 import sys
 import threading
 import time
@@ -18,15 +26,21 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
+
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+except ImportError:  # Humble names the module qos_event
+    from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError  # type: ignore[no-redef]
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..classes import colorize
-from ..config import NodeConfig
-from ..errors import AnomalySegError, CodecError, ConfigError
+from ..config import PARAMETER_RANGES, NodeConfig
+from ..errors import AnomalySegError, CodecError, ConfigError, NonFiniteOutputError
 from ..io.image_codec import compressed_msg_to_rgb, image_msg_to_rgb
 from ..pipeline import STAGES, Pipeline
 from ..viz import heatmap_overlay
@@ -36,6 +50,7 @@ __all__ = ['AnomalySegNode', 'main']
 
 NODE_NAME = 'anomaly_seg'
 _WINDOW = 200  # frames kept for latency percentiles in diagnostics
+_EVENTS = 20_000  # bound on the time-stamped events kept for the diagnostics window (200 Hz for 100 s)
 
 
 def input_qos(kind: str) -> QoSProfile:
@@ -48,21 +63,52 @@ def input_qos(kind: str) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
 
 
+def output_qos(kind: str) -> QoSProfile:
+    """Keep last 2: 'reliable' (the default: rviz and recorders get every output) or 'sensor_data' (best effort)."""
+    reliability = ReliabilityPolicy.BEST_EFFORT if kind == 'sensor_data' else ReliabilityPolicy.RELIABLE
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=reliability)
+
+
 class _Stats:
-    def __init__(self) -> None:
+    """All-time counters plus monotonic times of recent events, from which diagnostics take the last window."""
+
+    def __init__(self, now: float) -> None:
         self.lock = threading.Lock()
+        self.started = now
         self.received = 0
         self.processed = 0
         self.superseded = 0
         self.bad_input = 0
         self.failed = 0
+        self.non_finite = 0
+        self.lost = 0  # message-lost events of the RMW: frames dropped in DDS before the node saw them
+        self.lost_supported = True
+        self.last_received: float | None = None
+        self.last_bad = ''
+        self.last_fault = ''
         self.timings: collections.deque[dict[str, float]] = collections.deque(maxlen=_WINDOW)
-        self.done_times: collections.deque[float] = collections.deque(maxlen=_WINDOW)
+        self.ages_ms: collections.deque[tuple[float, float]] = collections.deque(maxlen=_WINDOW)  # (time, age)
+        self.done_times: collections.deque[float] = collections.deque(maxlen=_EVENTS)
+        self.bad_times: collections.deque[float] = collections.deque(maxlen=_EVENTS)
+        self.failed_times: collections.deque[float] = collections.deque(maxlen=_EVENTS)
+        self.non_finite_times: collections.deque[float] = collections.deque(maxlen=_EVENTS)
+
+
+def _in_window(times: collections.deque[float], now: float, window: float) -> int:
+    return sum(1 for t in times if now - t <= window)
 
 
 class AnomalySegNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        try:
+            self._start()
+        except BaseException:
+            self.destroy_node()  # publishers, timers and the worker thread made so far
+            raise
+
+    def _start(self) -> None:
+        self._now = time.monotonic  # the diagnostics clock; tests replace it
         self.cfg = self._read_parameters()
         # up before the model loads: a TensorRT engine build takes minutes, and the vehicle must see why
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -78,54 +124,116 @@ class AnomalySegNode(Node):
             self.cfg.precision,
             **self._backend_options(),
         )
-        self.pipeline.warmup()
+        try:
+            self.pipeline.warmup()
+        except Exception as e:  # noqa: BLE001 - whatever the backend raises, the reason must name the model
+            raise ConfigError(
+                f'model {self.cfg.model!r}: warm-up failed, refusing to start: {type(e).__name__}: {e}'
+            ) from None
         b = self.pipeline.backend
         self.get_logger().info(
             f'model {self.pipeline.model.name!r} ({self.pipeline.model.directory}), scorer '
             f'{self.pipeline.scorer.name!r}, backend {b.name} ({self.cfg.backend}) on {b.device} '
             f'{b.precision}, input QoS {self.cfg.input_qos}'
         )
-        self.stats = _Stats()
+        self.stats = _Stats(self._now())
         self._slot: tuple[str, Any] | None = None
         self._cond = threading.Condition()
         self._stop = False
-        self._last_warn = -float('inf')
+        self._last_log = -float('inf')
 
-        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
-        self.pub_seg = self.create_publisher(Image, '~/segmentation', out_qos)
-        self.pub_color = (
-            self.create_publisher(Image, '~/segmentation/color', out_qos) if self.cfg.publish_color else None
-        )
-        self.pub_score = self.create_publisher(Image, '~/anomaly_score', out_qos)
-        self.pub_heat = self.create_publisher(Image, '~/anomaly_heatmap', out_qos) if self.cfg.publish_heatmap else None
+        self._out_qos = output_qos(self.cfg.output_qos)
+        self.pub_seg = self.create_publisher(Image, '~/segmentation', self._out_qos)
+        self.pub_score = self.create_publisher(Image, '~/anomaly_score', self._out_qos)
+        self.pub_color: Any = None
+        self.pub_heat: Any = None
+        self._make_switched_publishers(self.cfg)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         qos = input_qos(self.cfg.input_qos)
-        self.create_subscription(Image, 'image', lambda m: self._park('raw', m), qos)
+        self._subscribe(Image, 'image', 'raw', qos)
         if self.cfg.subscribe_compressed:
-            self.create_subscription(CompressedImage, 'image/compressed', lambda m: self._park('compressed', m), qos)
+            self._subscribe(CompressedImage, 'image/compressed', 'compressed', qos)
         self.create_timer(self.cfg.diagnostics_period, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name='anomaly_seg_worker', daemon=True)
         self._worker.start()
+
+    def _subscribe(self, msg_type: Any, topic: str, kind: str, qos: QoSProfile) -> None:
+        """Frames the middleware dropped before the node saw them are counted where the RMW reports them."""
+        try:
+            events = SubscriptionEventCallbacks(message_lost=self._on_message_lost)
+            self.create_subscription(msg_type, topic, lambda m: self._park(kind, m), qos, event_callbacks=events)
+        except UnsupportedEventTypeError:
+            self.stats.lost_supported = False
+            self.create_subscription(msg_type, topic, lambda m: self._park(kind, m), qos)
+
+    def _on_message_lost(self, event: Any) -> None:
+        with self.stats.lock:
+            self.stats.lost += int(event.total_count_change)
+
+    def _make_switched_publishers(self, cfg: NodeConfig) -> None:
+        """The colour and heatmap topics exist once switched on; switching off (live) stops publishing on them."""
+        if cfg.publish_color and self.pub_color is None:
+            self.pub_color = self.create_publisher(Image, '~/segmentation/color', self._out_qos)
+        if cfg.publish_heatmap and self.pub_heat is None:
+            self.pub_heat = self.create_publisher(Image, '~/anomaly_heatmap', self._out_qos)
 
     # -- parameters ---------------------------------------------------------------------------------------
     def _read_parameters(self) -> NodeConfig:
         defaults = NodeConfig()
         values: dict[str, Any] = {}
+        live = NodeConfig.live_parameters()
         for name, text in NodeConfig.descriptions().items():
             default = getattr(defaults, name)
+            override = self._parameter_overrides.get(name)
+            if isinstance(default, float) and override is not None and override.type_ == Parameter.Type.INTEGER:
+                # `-p heatmap_alpha:=1` means 1.0, as it does in a params file checked by NodeConfig.from_dict
+                self._parameter_overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(override.value))
             try:
-                param = self.declare_parameter(name, default, ParameterDescriptor(description=text))
+                param = self.declare_parameter(name, default, _descriptor(name, text, read_only=name not in live))
             except Exception as e:  # noqa: BLE001 - rclpy raises InvalidParameterTypeException and friends
                 raise ConfigError(
                     f'node {self.get_name()}: parameter {name!r}: {e} (expected {type(default).__name__})'
                 ) from None
             values[name] = param.value
+        # rclpy ignores overrides of parameters a node never declares: a typo (`-p modle:=x`) would run defaults.
+        unknown = sorted(
+            n for n in self._parameter_overrides if n not in self._parameters and not n.startswith('qos_overrides.')
+        )
+        if unknown:
+            raise ConfigError(
+                f'node {self.get_name()}: unknown parameter {", ".join(map(repr, unknown))} '
+                f'(known: {", ".join(NodeConfig.descriptions())})'
+            )
         return NodeConfig.from_dict(values, f'node {self.get_name()} parameters')
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """`ros2 param set`: live parameters are validated as a whole config and applied; read-only ones are
+        refused by rclpy (descriptor read_only) before this runs; anything else not ours is refused here."""
+        live = NodeConfig.live_parameters()
+        changes: dict[str, Any] = {}
+        for p in params:
+            if p.name not in live:
+                if p.name in NodeConfig.descriptions():
+                    return SetParametersResult(successful=False, reason=f'{p.name} needs a restart of the node')
+                continue  # use_sim_time and other parameters rclpy declares itself
+            changes[p.name] = p.value
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            cfg = NodeConfig.from_dict({**dataclasses.asdict(self.cfg), **changes}, 'parameter set')
+        except ConfigError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        self._make_switched_publishers(cfg)
+        self.cfg = cfg
+        self.get_logger().info(f'parameters set: {", ".join(f"{k}={v!r}" for k, v in changes.items())}')
+        return SetParametersResult(successful=True)
 
     # -- input --------------------------------------------------------------------------------------------
     def _park(self, kind: str, msg: Any) -> None:
         with self._cond:
             self.stats.received += 1
+            self.stats.last_received = self._now()
             if self._slot is not None:
                 self.stats.superseded += 1
             self._slot = (kind, msg)
@@ -144,65 +252,116 @@ class AnomalySegNode(Node):
 
     def _process(self, kind: str, msg: Any) -> None:
         t0 = time.perf_counter()
+        cfg = self.cfg
+        what = (
+            f'{kind} frame (stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}, '
+            f'frame_id {msg.header.frame_id!r})'
+        )
         try:
-            rgb = compressed_msg_to_rgb(msg) if kind == 'compressed' else image_msg_to_rgb(msg)
+            if kind == 'compressed':
+                rgb = compressed_msg_to_rgb(msg, cfg.max_frame_pixels)
+            else:
+                pixels = int(msg.width) * int(msg.height)
+                if pixels > cfg.max_frame_pixels:
+                    raise CodecError(
+                        f'{msg.width}x{msg.height} = {pixels} pixels, more than max_frame_pixels = '
+                        f'{cfg.max_frame_pixels}; not decoded'
+                    )
+                rgb = image_msg_to_rgb(msg)
         except CodecError as e:
             with self.stats.lock:
                 self.stats.bad_input += 1
-            self._warn(
-                f'dropped a {kind} frame (stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}, '
-                f'frame_id {msg.header.frame_id!r}): {e}'
-            )
+                self.stats.bad_times.append(self._now())
+                self.stats.last_bad = str(e)
+            self._log(f'dropped a {what}: {e}')
             return
         t1 = time.perf_counter()
         try:
             result = self.pipeline(rgb)
             t2 = time.perf_counter()
-            self._publish(msg.header, rgb, result)
+            self._publish(msg.header, rgb, result, cfg)
+        except NonFiniteOutputError as e:
+            with self.stats.lock:
+                self.stats.non_finite += 1
+                self.stats.non_finite_times.append(self._now())
+                self.stats.last_fault = str(e)
+            self._log(f'{what} not published: {e}', error=True)
+            return
         except Exception as e:  # noqa: BLE001 - one bad frame must not take the node down
+            if not self.context.ok():
+                return  # shutting down (SIGTERM/SIGINT): publishers are gone, not a pipeline failure
             with self.stats.lock:
                 self.stats.failed += 1
-            self._warn(f'frame failed in the pipeline: {type(e).__name__}: {e}')
+                self.stats.failed_times.append(self._now())
+                self.stats.last_fault = f'{type(e).__name__}: {e}'
+            self._log(f'{what} failed in the pipeline: {type(e).__name__}: {e}', error=True)
             return
         # The node's own stages around the Pipeline: message decoding, and rendering + publishing outputs.
         timings = {'decode': (t1 - t0) * 1e3, **result.timings, 'publish': (time.perf_counter() - t2) * 1e3}
+        # camera-to-output latency: the figure a vehicle cares about (ROS clock, so sim time works too)
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        age_ms = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
+        now = self._now()
         with self.stats.lock:
             self.stats.processed += 1
             self.stats.timings.append(timings)
-            self.stats.done_times.append(time.monotonic())
+            self.stats.ages_ms.append((now, age_ms))
+            self.stats.done_times.append(now)
 
-    def _publish(self, header: Any, rgb: np.ndarray, result: Any) -> None:
+    def _publish(self, header: Any, rgb: np.ndarray, result: Any, cfg: NodeConfig) -> None:
         self.pub_seg.publish(image_msg(header, result.labels, 'mono8'))
         self.pub_score.publish(image_msg(header, result.score.astype(np.float32, copy=False), '32FC1'))
-        if self.pub_color is not None:
-            self.pub_color.publish(image_msg(header, colorize(result.labels), 'rgb8'))
-        if self.pub_heat is not None:
-            heat = heatmap_overlay(rgb, result.score, result.score_range, self.cfg.heatmap_alpha)
-            self.pub_heat.publish(image_msg(header, heat, 'bgr8'))
+        # the visualisations cost more than the pipeline at high resolutions: render them only for a subscriber
+        color, heat = self.pub_color, self.pub_heat
+        if cfg.publish_color and color is not None and color.get_subscription_count() > 0:
+            color.publish(image_msg(header, colorize(result.labels), 'rgb8'))
+        if cfg.publish_heatmap and heat is not None and heat.get_subscription_count() > 0:
+            overlay = heatmap_overlay(rgb, result.score, result.score_range, cfg.heatmap_alpha)
+            heat.publish(image_msg(header, overlay, 'bgr8'))
 
-    def _warn(self, text: str) -> None:
+    def _log(self, text: str, error: bool = False) -> None:
+        """Throttled: at most one line per log_throttle_s, with the counters so far."""
         now = time.monotonic()
-        if now - self._last_warn >= self.cfg.log_throttle_s:
-            self._last_warn = now
+        if now - self._last_log >= self.cfg.log_throttle_s:
+            self._last_log = now
             with self.stats.lock:
-                counts = f'bad_input={self.stats.bad_input} failed={self.stats.failed}'
-            self.get_logger().warning(f'{text} [{counts}]')
+                s = self.stats
+                counts = f'bad_input={s.bad_input} failed={s.failed} non_finite={s.non_finite}'
+            log = self.get_logger()
+            (log.error if error else log.warning)(f'{text} [{counts}]')
 
     # -- diagnostics --------------------------------------------------------------------------------------
     def diagnostics(self) -> DiagnosticStatus:
+        cfg = self.cfg
+        window = cfg.diagnostics_window_s
+        now = self._now()
         with self.stats.lock, self._cond:
             s = self.stats
             timings = list(s.timings)
-            done = list(s.done_times)
+            ages = [a for t, a in s.ages_ms if now - t <= window]
             counts = {
                 'frames_received': s.received,
                 'frames_processed': s.processed,
                 'dropped_superseded': s.superseded,
                 'dropped_bad_input': s.bad_input,
                 'failed': s.failed,
+                'non_finite': s.non_finite,
+                'dropped_dds_lost': s.lost if s.lost_supported else 'n/a (not reported by this RMW)',
             }
-        rate = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else 0.0
-        values = [KeyValue(key=k, value=str(v)) for k, v in counts.items()]
+            recent = {
+                'processed_window': _in_window(s.done_times, now, window),
+                'dropped_bad_input_window': _in_window(s.bad_times, now, window),
+                'failed_window': _in_window(s.failed_times, now, window),
+                'non_finite_window': _in_window(s.non_finite_times, now, window),
+            }
+            last_received, started, last_bad, last_fault = s.last_received, s.started, s.last_bad, s.last_fault
+        # frames in the window over the window (or the time since start-up when shorter): 0 when input stops
+        span = min(window, now - started)
+        rate = recent['processed_window'] / span if span > 0 else 0.0
+        silent = now - (last_received if last_received is not None else started)
+        values = [KeyValue(key=k, value=str(v)) for k, v in {**counts, **recent}.items()]
+        values.append(KeyValue(key='window_s', value=f'{window:g}'))
+        values.append(KeyValue(key='since_last_frame_s', value=f'{silent:.2f}' if last_received is not None else ''))
         b = self.pipeline.backend
         values.append(KeyValue(key='backend', value=f'{b.name} {b.device} {b.precision}'))
         backend_status = getattr(b, 'status', '')
@@ -212,6 +371,13 @@ class AnomalySegNode(Node):
         if resized is not None:  # frames of a size with no engine, resized on the host (tensorrt)
             values.append(KeyValue(key='frames_resized_on_host', value=str(resized)))
         values.append(KeyValue(key='rate_hz', value=f'{rate:.2f}'))
+        if ages:  # publish time minus header stamp, frames published in the window
+            p50, p95 = np.percentile(ages, [50, 95])
+            values += [
+                KeyValue(key='age_ms_p50', value=f'{p50:.2f}'),
+                KeyValue(key='age_ms_p95', value=f'{p95:.2f}'),
+                KeyValue(key='age_ms_max', value=f'{max(ages):.2f}'),
+            ]
         for stage in ('decode', *STAGES, 'total', 'publish'):
             xs = [t[stage] for t in timings if stage in t]
             if xs:
@@ -219,13 +385,29 @@ class AnomalySegNode(Node):
                 values.append(KeyValue(key=f'{stage}_ms_p50', value=f'{p50:.2f}'))
                 values.append(KeyValue(key=f'{stage}_ms_p95', value=f'{p95:.2f}'))
         status = DiagnosticStatus(
-            name=f'{self.get_fully_qualified_name()}: pipeline', hardware_id=self.cfg.device, values=values
+            name=f'{self.get_fully_qualified_name()}: pipeline', hardware_id=cfg.device, values=values
         )
-        if counts['dropped_bad_input'] or counts['failed']:
-            status.level, status.message = DiagnosticStatus.WARN, 'frames dropped: bad input or pipeline failure'
-        else:
-            status.level, status.message = DiagnosticStatus.OK, 'running'
+        status.level, status.message = self._level(recent, window, silent, last_received is None, last_bad, last_fault)
         return status
+
+    def _level(
+        self, recent: dict[str, int], window: float, silent: float, never: bool, last_bad: str, last_fault: str
+    ) -> tuple[bytes, str]:
+        """ERROR (outputs withheld or failing) > STALE (no input) > WARN (bad input dropped) > OK, over the window."""
+        w = f'{window:g} s'
+        if recent['non_finite_window'] or recent['failed_window']:
+            return DiagnosticStatus.ERROR, (
+                f'no outputs for {recent["non_finite_window"]} non-finite and {recent["failed_window"]} failed '
+                f'frames in the last {w}: {last_fault}'
+            )
+        if silent > self.cfg.stale_after_s:
+            what = 'no frame received since start-up' if never else 'no frame'
+            return DiagnosticStatus.STALE, f'{what} for {silent:.1f} s (stale_after_s {self.cfg.stale_after_s:g})'
+        if recent['dropped_bad_input_window']:
+            return DiagnosticStatus.WARN, (
+                f'{recent["dropped_bad_input_window"]} bad input frames dropped in the last {w}: {last_bad}'
+            )
+        return DiagnosticStatus.OK, 'running'
 
     def _backend_options(self) -> dict[str, Any]:
         """Backend-specific options: a TensorRT engine build reports its progress in the log and diagnostics."""
@@ -255,28 +437,90 @@ class AnomalySegNode(Node):
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [self.diagnostics()]
-        self.pub_diag.publish(arr)
+        try:
+            self.pub_diag.publish(arr)
+        except Exception:  # noqa: BLE001 - a signal shut the context down between the timer firing and here
+            if self.context.ok():
+                raise
 
     def destroy_node(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify()
-        self._worker.join(timeout=5.0)
+        """Safe on a node whose start-up failed half-way: only what was made is torn down."""
+        cond, worker = getattr(self, '_cond', None), getattr(self, '_worker', None)
+        if cond is not None:
+            with cond:
+                self._stop = True
+                cond.notify()
+        if worker is not None:
+            worker.join(timeout=5.0)
         super().destroy_node()
 
 
+def _descriptor(name: str, text: str, read_only: bool) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=text, read_only=read_only)
+    if name in PARAMETER_RANGES:
+        low, high = PARAMETER_RANGES[name]
+        if isinstance(low, int) and isinstance(high, int):
+            d.integer_range = [IntegerRange(from_value=low, to_value=high, step=0)]
+        else:
+            d.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+    return d
+
+
+def _fatal(text: str, code: int = 2) -> int:
+    print(f'[{NODE_NAME}] fatal: {text}', file=sys.stderr, flush=True)
+    return code
+
+
+def _init_error(e: Exception) -> str:
+    """rcl's refusal of a command line (e.g. `-p model:=`), as one line saying what to write instead."""
+    m = re.search(r"parameter override rule: '([^']*)'", str(e))
+    if m:
+        return (
+            f'cannot parse {m.group(1)!r}: a parameter override is -p NAME:=VALUE '
+            '(an empty string is written -p NAME:="\'\'")'
+        )
+    return f'ROS initialisation failed: {type(e).__name__}: {" ".join(str(e).split())}'
+
+
+def _bad_override(argv: list[str]) -> str | None:
+    """The first `-p RULE` that rcl would refuse with an error log and a traceback: no `:=`, or nothing after it."""
+    for flag, rule in zip(argv, argv[1:], strict=False):
+        if flag in ('-p', '--param'):
+            name, sep, value = rule.partition(':=')
+            if not sep or not name or not value:
+                return _init_error(Exception(f"parameter override rule: '{flag} {rule}'"))
+    return None
+
+
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    """Exit 0 on SIGINT/SIGTERM, 2 with one line on stderr when start-up fails (whatever the cause), 1 with one
+    line when the running node stops on an unexpected error."""
+    argv = sys.argv if args is None else args
+    bad = _bad_override(argv[argv.index('--ros-args') + 1 :] if '--ros-args' in argv else [])
+    if bad:
+        return _fatal(bad)
+    try:
+        rclpy.init(args=args)
+    except Exception as e:  # noqa: BLE001 - rcl raises RCLError for a command line it cannot parse
+        return _fatal(_init_error(e))
     node = None
     try:
-        node = AnomalySegNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except AnomalySegError as e:
-        # Start-up failures (bad parameter, missing model) end the process with the reason, not a traceback.
-        print(f'[{NODE_NAME}] fatal: {e}', file=sys.stderr, flush=True)
-        return 2
+        try:
+            node = AnomalySegNode()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            return 0
+        except AnomalySegError as e:
+            # Start-up failures (bad parameter, missing model, broken weights) end with the reason, not a traceback.
+            return _fatal(str(e))
+        except Exception as e:  # noqa: BLE001 - any other start-up failure: still one line, still exit 2
+            return _fatal(f'start-up failed: {type(e).__name__}: {" ".join(str(e).split())}')
+        try:
+            rclpy.spin(node)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception as e:  # noqa: BLE001 - a callback that raced the shutdown is not a failure
+            if node.context.ok():
+                return _fatal(f'stopped: {type(e).__name__}: {" ".join(str(e).split())}', 1)
     finally:
         if node is not None:
             node.destroy_node()
