@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .classes import CITYSCAPES_CLASSES
-from .defaults import IMAGENET_MEAN, IMAGENET_STD, PIXEL_SCALE
+from .defaults import IMAGENET_MEAN, IMAGENET_STD, MAX_INPUT_PIXELS, MAX_INPUT_SIDE, PIXEL_SCALE
 from .errors import ConfigError
 
 __all__ = [
@@ -211,8 +211,10 @@ def load_model_config(path: str | Path) -> ModelConfig:
     height = ri.get('height', int)
     width = ri.get('width', int)
     for k, v in (('height', height), ('width', width)):
-        if v < 8:
-            raise ri.fail(k, f'must be >= 8, got {v}')
+        if v < 8 or v > MAX_INPUT_SIDE:
+            raise ri.fail(k, f'must be in 8..{MAX_INPUT_SIDE}, got {v}')
+    if height * width > MAX_INPUT_PIXELS:
+        raise ri.fail('height', f'{width}x{height} is over {MAX_INPUT_PIXELS // 2**20} Mpixel (nothing was allocated)')
     channel_order = ri.choice('channel_order', ('rgb', 'bgr'), 'rgb')
     scale = ri.get('scale', float, PIXEL_SCALE)
     _positive(ri, 'scale', scale)

@@ -106,3 +106,7 @@ TRT_WORKSPACE_GB: Final = 4.0
 
 # bench: idle time before each timed call (a camera frame period is >= 33 ms; see bench.py)
 BENCH_GAP_MS: Final = 20.0
+
+# model input size bounds (model.yaml input and import-model): a 30000x30000 input would try to allocate GBs
+MAX_INPUT_SIDE: Final = 8192
+MAX_INPUT_PIXELS: Final = 32 * 1024 * 1024

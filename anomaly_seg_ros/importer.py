@@ -30,6 +30,8 @@ from .defaults import (
     IMAGENET_STD,
     IMPORT_ARCHITECTURE,
     IMPORT_CLASSES,
+    MAX_INPUT_PIXELS,
+    MAX_INPUT_SIDE,
     PIXEL_SCALE,
 )
 from .errors import BackendError, ConfigError
@@ -77,8 +79,6 @@ def read_class_list(spec: str) -> list[str] | str:
 
 
 #: bounds on a declared input size, checked before any buffer is allocated
-MAX_INPUT_SIDE = 8192
-MAX_INPUT_PIXELS = 32 * 1024 * 1024
 
 
 def _check_input_size(size: tuple[int, int], what: str) -> None:

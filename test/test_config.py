@@ -121,7 +121,9 @@ def _model_yaml(tmp_path: Path, tiny_model: Path, **changes: object) -> Path:
     [
         ({'archtecture': 'x'}, "unknown key 'archtecture'"),
         ({'name': None}, "key 'name': is required"),
-        ({'input': {'height': 4}}, "key 'input.height': must be >= 8"),
+        ({'input': {'height': 4}}, "key 'input.height': must be in 8..8192"),
+        ({'input': {'height': 30000, 'width': 30000}}, "key 'input.height': must be in 8..8192, got 30000"),
+        ({'input': {'height': 8192, 'width': 8192}}, 'is over 32 Mpixel'),
         ({'input': {'chanel_order': 'rgb'}}, "unknown key 'input.chanel_order'"),
         ({'input': {'channel_order': 'yuv'}}, "key 'input.channel_order': 'yuv' is not one of rgb, bgr"),
         ({'input': {'mean': [0.5, 0.5]}}, "key 'input.mean': must be a list of 3 numbers"),

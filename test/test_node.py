@@ -84,7 +84,9 @@ def test_node_outputs_headers_and_survives_corrupt_frame(tiny_model: Path, ros_e
                 assert float(client.diagnostics[f'{stage}_ms_p50']) >= 0.0, stage
             assert client.diagnostics['backend'].startswith('onnxruntime cpu fp32')  # backend auto on the CPU
             # camera-to-output age (the stamps are from 1970: huge but finite), windowed counters, DDS losses
-            assert float(client.diagnostics['age_ms_max']) >= float(client.diagnostics['age_ms_p50']) > 0
+            # the test stamps (1 s, 2 s, 3 s after the epoch) are no clock: counted, kept out of the age figures
+            assert int(client.diagnostics['implausible_stamps']) >= len(frames)
+            assert 'age_ms_p50' not in client.diagnostics
             assert client.diagnostics['non_finite'] == '0' and client.diagnostics['dropped_dds_lost'] == '0'
             assert float(client.diagnostics['rate_hz']) > 0
             assert proc.alive(), proc.log()

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,9 +133,11 @@ def _wire(node: node_mod.AnomalySegNode) -> tuple[Clock, dict[str, Recorder]]:
     return clock, pubs
 
 
-def _raw(level: int, h: int = 8, w: int = 10) -> Image:
+def _raw(level: int, h: int = 8, w: int = 10, stamp_ns: int | None = None) -> Image:
+    """A frame stamped 20 ms ago on the wall clock (the node's ROS clock), unless `stamp_ns` is given."""
     msg = Image()
-    msg.header.stamp.sec, msg.header.frame_id = 5, 'cam'
+    ns = time.time_ns() - 20_000_000 if stamp_ns is None else stamp_ns
+    msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = ns // 10**9, ns % 10**9, 'cam'
     msg.height, msg.width, msg.encoding = h, w, 'rgb8'
     msg.step, msg.data = rgb_to_image(np.full((h, w, 3), level, np.uint8), 'rgb8')
     return msg
@@ -199,7 +202,10 @@ def test_diagnostics_window_rate_decays_warn_expires_then_stale(
     assert level == _lvl(DiagnosticStatus.OK), message
     assert float(values['rate_hz']) == pytest.approx(10.0, rel=0.1)
     for key in ('age_ms_p50', 'age_ms_p95', 'age_ms_max'):
-        assert float(values[key]) > 0, key  # stamp 5 s after the epoch: ages are large and positive
+        assert 20 <= float(values[key]) < 60_000, key  # stamped 20 ms before it was fed
+    assert values['implausible_stamps'] == '0'
+    _feed(node, 'raw', _raw(10, stamp_ns=5 * 10**9))  # a camera stamping 5 s after the epoch: not an age
+    assert _diag(node)[2]['implausible_stamps'] == '1'
     bad = _raw(10)
     bad.data = bytes(bad.data)[:-3]
     _feed(node, 'raw', bad)

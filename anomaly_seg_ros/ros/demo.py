@@ -3,7 +3,6 @@ what came back (heatmap, colour segmentation) as PNG files a person can look at.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -24,7 +23,6 @@ def run_demo(model: str, frames: int, size: tuple[int, int], out: Path, seed: in
     width, height = size
     out.mkdir(parents=True, exist_ok=True)
     env = isolated_ros_env()
-    os.environ.update(env)
     ns = f'/demo_{uuid.uuid4().hex[:6]}'
     world = SyntheticWorld(frames, seed=seed, config=WorldConfig(height=height, width=width, anomaly_prob=1.0))
     print(
@@ -33,7 +31,7 @@ def run_demo(model: str, frames: int, size: tuple[int, int], out: Path, seed: in
     )
     latencies: list[float] = []
     with NodeProcess(default_params_file(), ns, env, {'model': model}) as proc:
-        client = FrameClient(ns)
+        client = FrameClient(ns, env=env)
         try:
             if not (client.wait_connected(120) and client.handshake(60)):
                 print(f'demo: the node did not come up; its log:\n{proc.log()}', file=sys.stderr)

@@ -8,6 +8,8 @@ matching), never on fixed sleeps.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import os
 import random
 import subprocess
@@ -16,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,15 @@ from sensor_msgs.msg import CompressedImage, Image
 from ..config import shipped_config_file
 from ..io.image_codec import rgb_to_image
 
-__all__ = ['FrameClient', 'NodeProcess', 'OUTPUT_TOPICS', 'Received', 'isolated_ros_env']
+__all__ = [
+    'FrameClient',
+    'NodeProcess',
+    'OUTPUT_TOPICS',
+    'ROS_ENV_KEYS',
+    'Received',
+    'isolated_ros_env',
+    'ros_env_applied',
+]
 
 #: output topic suffix under the node's namespace -> expected encoding
 OUTPUT_TOPICS = {
@@ -43,21 +54,100 @@ OUTPUT_TOPICS = {
 }
 
 
-def isolated_ros_env(domain_id: int | None = None) -> dict[str, str]:
+def ros_distro() -> str:
+    """The ROS 2 distribution rclpy here belongs to ('humble', 'iron', 'jazzy', 'kilted', ...), '' when unknown:
+    ROS_DISTRO (set by a sourced setup.bash), else the version of the rclpy package (PyPI wheels)."""
+    name = os.environ.get('ROS_DISTRO', '').strip().lower()
+    if name:
+        return name
+    for dist in ('ros-rclpy', 'rclpy'):
+        try:
+            major = int(importlib.metadata.version(dist).split('.')[0])
+        except (importlib.metadata.PackageNotFoundError, ValueError):
+            continue
+        # rclpy major versions: Humble 3, Iron 4, Jazzy 7, Kilted 9, Rolling 10 and up
+        return 'humble' if major < 4 else 'iron' if major < 7 else 'jazzy' if major < 9 else 'kilted'
+    return ''
+
+
+#: distributions whose rcl reads ROS_LOCALHOST_ONLY only (no ROS_AUTOMATIC_DISCOVERY_RANGE)
+_LOCALHOST_ONLY_DISTROS = ('foxy', 'galactic', 'humble')
+#: distributions on Fast DDS 3, which reads FASTDDS_DEFAULT_PROFILES_FILE only (their rmw warns about the old name)
+_FASTDDS3_DISTROS = ('kilted', 'lyrical', 'rolling')
+
+
+def isolated_ros_env(domain_id: int | None = None, distro: str | None = None) -> dict[str, str]:
     """Environment for a ROS process that can only see peers on this machine in its own domain.
 
-    Unless the caller chose a Fast DDS profile, the shipped config/fastdds_large_images.xml is used:
-    with Fast DDS's default transports, best-effort frames of 1024x512 rgb8 and up never arrive over
-    loopback (measured here), which would make the demo and the benchmark measure lost frames.
+    Returned as a new mapping for subprocesses (`NodeProcess(env=...)`) and this process's client
+    (`FrameClient(env=...)`); os.environ is left as it was.
+
+    Both naming generations are set where the distribution (`distro`, default: :func:`ros_distro`) reads them:
+    discovery is limited to this machine by ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (Iron and later) and, on
+    Humble or an unknown distribution, ROS_LOCALHOST_ONLY=1 as well (Jazzy honours it too but logs two
+    deprecation warnings per process, so there it is removed); the Fast DDS profile goes in
+    FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted and later) and FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 2:
+    Humble, Jazzy; on Kilted the rmw warns that the old name is deprecated, so there it is not set).
+
+    Unless the caller chose a Fast DDS profile (under either name: it then applies under both), the shipped
+    config/fastdds_large_images.xml is used: with Fast DDS's default transports, best-effort frames of
+    1024x512 rgb8 and up never arrive over loopback (measured here), which would make the demo and the
+    benchmark measure lost frames.
     """
+    distro = ros_distro() if distro is None else distro.strip().lower()
     env = dict(os.environ)
-    if not env.get('FASTDDS_DEFAULT_PROFILES_FILE') and not env.get('FASTRTPS_DEFAULT_PROFILES_FILE'):
-        env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(shipped_config_file('fastdds_large_images.xml'))
+    profile = (
+        env.get('FASTDDS_DEFAULT_PROFILES_FILE')
+        or env.get('FASTRTPS_DEFAULT_PROFILES_FILE')
+        or str(shipped_config_file('fastdds_large_images.xml'))
+    )
+    env['FASTDDS_DEFAULT_PROFILES_FILE'] = profile
+    if distro in _FASTDDS3_DISTROS:
+        env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
+    else:
+        env['FASTRTPS_DEFAULT_PROFILES_FILE'] = profile
     env['ROS_DOMAIN_ID'] = str(domain_id if domain_id is not None else random.randint(1, 101))
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    env.pop('ROS_LOCALHOST_ONLY', None)
+    if distro in _LOCALHOST_ONLY_DISTROS or not distro:
+        env['ROS_LOCALHOST_ONLY'] = '1'
+    else:
+        env.pop('ROS_LOCALHOST_ONLY', None)
     env['PYTHONUNBUFFERED'] = '1'
     return env
+
+
+#: variables rcl and Fast DDS read in this process when a context starts and its first node is created
+ROS_ENV_KEYS = (
+    'ROS_DOMAIN_ID',
+    'ROS_AUTOMATIC_DISCOVERY_RANGE',
+    'ROS_LOCALHOST_ONLY',
+    'FASTDDS_DEFAULT_PROFILES_FILE',
+    'FASTRTPS_DEFAULT_PROFILES_FILE',
+)
+
+
+@contextlib.contextmanager
+def ros_env_applied(env: Mapping[str, str]) -> Iterator[None]:
+    """Set `env`'s ROS and Fast DDS variables (ROS_ENV_KEYS) in this process, and restore the previous values
+    (unset ones unset again) on leaving, also on an exception.
+
+    rclpy in this process reads them only while a context is initialised and its first node (the DDS
+    participant) is created, so that is all that needs to run inside; the client keeps working afterwards.
+    """
+    saved = {k: os.environ.get(k) for k in ROS_ENV_KEYS}
+    try:
+        for k in ROS_ENV_KEYS:
+            if k in env:
+                os.environ[k] = env[k]
+            else:
+                os.environ.pop(k, None)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class NodeProcess:
@@ -114,10 +204,18 @@ class Received:
 class FrameClient:
     """Publishes frames to `<ns>/image` and collects `<ns>/anomaly_seg/<output>` in a background executor."""
 
-    def __init__(self, namespace: str, outputs: tuple[str, ...] = tuple(OUTPUT_TOPICS), reliable: bool = True):
+    def __init__(
+        self,
+        namespace: str,
+        outputs: tuple[str, ...] = tuple(OUTPUT_TOPICS),
+        reliable: bool = True,
+        env: Mapping[str, str] | None = None,
+    ):
+        """`env` (from isolated_ros_env) applies to this client only: set while rclpy starts, then restored."""
         self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = Node('anomaly_seg_client', namespace=namespace, context=self.context)
+        with ros_env_applied(env) if env is not None else contextlib.nullcontext():
+            rclpy.init(context=self.context)
+            self.node = Node('anomaly_seg_client', namespace=namespace, context=self.context)
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=10,

@@ -145,7 +145,6 @@ def evaluate_live(
 
     acc = EvalAccumulator(EvalSettings(score_range=scorer.score_range, **settings_kw))
     env = isolated_ros_env()
-    os.environ.update(env)
     ns = f'/eval_{uuid.uuid4().hex[:6]}'
     params = _params_file(cfg)
     period_s: float | None = None
@@ -154,7 +153,7 @@ def evaluate_live(
     t_start = time.perf_counter()
     try:
         with NodeProcess(params, ns, env) as proc:
-            client = FrameClient(ns, outputs=_OUTPUTS, reliable=True)
+            client = FrameClient(ns, outputs=_OUTPUTS, reliable=True, env=env)
             try:
                 if not (client.wait_connected(120) and client.handshake(60)):
                     raise AnomalySegError(f'evaluate live: the node did not come up; its log:\n{proc.log()}')

@@ -69,6 +69,11 @@ def output_qos(kind: str) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=reliability)
 
 
+#: a frame age outside [-1 s, 1 h] means the stamp is not on the node's clock (skew, stamp 0): not counted
+_MAX_FUTURE_MS = 1_000.0
+_MAX_AGE_MS = 3_600_000.0
+
+
 class _Stats:
     """All-time counters plus monotonic times of recent events, from which diagnostics take the last window."""
 
@@ -82,6 +87,7 @@ class _Stats:
         self.failed = 0
         self.non_finite = 0
         self.lost = 0  # message-lost events of the RMW: frames dropped in DDS before the node saw them
+        self.implausible_stamps = 0  # stamps > 1 s ahead of the node's clock or > 1 h old: left out of the ages
         self.lost_supported = True
         self.last_received: float | None = None
         self.last_bad = ''
@@ -305,7 +311,10 @@ class AnomalySegNode(Node):
         with self.stats.lock:
             self.stats.processed += 1
             self.stats.timings.append(timings)
-            self.stats.ages_ms.append((now, age_ms))
+            if -_MAX_FUTURE_MS <= age_ms <= _MAX_AGE_MS:
+                self.stats.ages_ms.append((now, age_ms))
+            else:  # clock skew, sim time without /clock, or a camera that stamps 0: never a latency figure
+                self.stats.implausible_stamps += 1
             self.stats.done_times.append(now)
 
     def _publish(self, header: Any, rgb: np.ndarray, result: Any, cfg: NodeConfig) -> None:
@@ -371,6 +380,8 @@ class AnomalySegNode(Node):
         if resized is not None:  # frames of a size with no engine, resized on the host (tensorrt)
             values.append(KeyValue(key='frames_resized_on_host', value=str(resized)))
         values.append(KeyValue(key='rate_hz', value=f'{rate:.2f}'))
+        with self.stats.lock:
+            values.append(KeyValue(key='implausible_stamps', value=str(self.stats.implausible_stamps)))
         if ages:  # publish time minus header stamp, frames published in the window
             p50, p95 = np.percentile(ages, [50, 95])
             values += [

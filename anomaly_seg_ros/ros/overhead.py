@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import numpy as np
@@ -19,12 +18,11 @@ def node_latency(
 ) -> np.ndarray:
     """Milliseconds from publishing each frame to receiving all four outputs, one frame in flight at a time."""
     env = isolated_ros_env()
-    os.environ.update(env)
     ns = f'/bench_{uuid.uuid4().hex[:6]}'
     params = {'model': model, 'device': device, 'backend': backend, **({'scorer': scorer} if scorer else {})}
     out = []
     with NodeProcess(default_params_file(), ns, env, params) as proc:
-        client = FrameClient(ns)
+        client = FrameClient(ns, env=env)
         try:
             if not (client.wait_connected(120) and client.handshake(60)):
                 raise AnomalySegError(f'bench: node did not start; log:\n{proc.log()}')
