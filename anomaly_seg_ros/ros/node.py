@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import re
+import signal
 import sys
 import threading
 import time
@@ -503,6 +504,11 @@ def _bad_override(argv: list[str]) -> str | None:
     return None
 
 
+def _sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM during the teardown changes nothing
+    raise KeyboardInterrupt
+
+
 def main(args: list[str] | None = None) -> int:
     """Exit 0 on SIGINT/SIGTERM, 2 with one line on stderr when start-up fails (whatever the cause), 1 with one
     line when the running node stops on an unexpected error."""
@@ -514,6 +520,10 @@ def main(args: list[str] | None = None) -> int:
         rclpy.init(args=args)
     except Exception as e:  # noqa: BLE001 - rcl raises RCLError for a command line it cannot parse
         return _fatal(_init_error(e))
+    # SIGTERM (systemd, launch, docker stop) ends the node like Ctrl-C: a Python handler, run in the main thread
+    # between bytecodes, so the shutdown goes through the same except/finally as SIGINT. rclpy's own handler
+    # left the process killed by the signal (exit -15) under load.
+    signal.signal(signal.SIGTERM, _sigterm)
     node = None
     try:
         try:
