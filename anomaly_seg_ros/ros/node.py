@@ -28,7 +28,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 try:
     from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
@@ -504,9 +504,33 @@ def _bad_override(argv: list[str]) -> str | None:
     return None
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM during the teardown changes nothing
-    raise KeyboardInterrupt
+class _Termination:
+    """SIGTERM (systemd, launch, docker stop) ends the node like Ctrl-C. While the node starts (loading a model or
+    building an engine can take minutes) the handler raises KeyboardInterrupt, so start-up stops at once; once the
+    node spins it only sets a flag that the spin loop reads every 0.1 s. An exception raised from a signal handler
+    at an arbitrary bytecode inside rclpy's executor left half-built Tasks behind (an 'Exception ignored ...
+    Traceback' on stderr), and rclpy's own handler let the signal kill the process under load (exit -15)."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.spinning = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested.set()
+        if not self.spinning:
+            raise KeyboardInterrupt
+
+
+def _spin(node: Node, stop: _Termination) -> None:
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        stop.spinning = True
+        while not stop.requested.is_set() and node.context.ok():
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        executor.remove_node(node)
+        executor.shutdown(timeout_sec=1.0)
 
 
 def main(args: list[str] | None = None) -> int:
@@ -520,10 +544,8 @@ def main(args: list[str] | None = None) -> int:
         rclpy.init(args=args)
     except Exception as e:  # noqa: BLE001 - rcl raises RCLError for a command line it cannot parse
         return _fatal(_init_error(e))
-    # SIGTERM (systemd, launch, docker stop) ends the node like Ctrl-C: a Python handler, run in the main thread
-    # between bytecodes, so the shutdown goes through the same except/finally as SIGINT. rclpy's own handler
-    # left the process killed by the signal (exit -15) under load.
-    signal.signal(signal.SIGTERM, _sigterm)
+    stop = _Termination()
+    signal.signal(signal.SIGTERM, stop)
     node = None
     try:
         try:
@@ -536,7 +558,7 @@ def main(args: list[str] | None = None) -> int:
         except Exception as e:  # noqa: BLE001 - any other start-up failure: still one line, still exit 2
             return _fatal(f'start-up failed: {type(e).__name__}: {" ".join(str(e).split())}')
         try:
-            rclpy.spin(node)
+            _spin(node, stop)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except Exception as e:  # noqa: BLE001 - a callback that raced the shutdown is not a failure
