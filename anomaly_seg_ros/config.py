@@ -345,6 +345,7 @@ class NodeConfig:
     stale_after_s: float = 3.0
     max_frame_pixels: int = MAX_FRAME_PIXELS
     output_qos: str = 'reliable'
+    tune_malloc: bool = True
 
     @staticmethod
     def descriptions() -> dict[str, str]:
@@ -367,6 +368,7 @@ class NodeConfig:
             'stale_after_s': 'diagnostics level STALE when no frame arrived for this many seconds (> 0)',
             'max_frame_pixels': 'larger frames (width*height, read from the header before decoding) are dropped',
             'output_qos': "output QoS: 'reliable' (keep last 2) or 'sensor_data' (best effort, keep last 2)",
+            'tune_malloc': 'raise glibc malloc thresholds so frame-sized buffers are reused, not re-mapped per frame',
         }
 
     @staticmethod

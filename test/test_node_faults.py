@@ -298,6 +298,17 @@ def test_int_override_for_float_parameter(ros_context: Context, monkeypatch: pyt
     node = _make_node(ros_context, monkeypatch, heatmap_alpha=1, diagnostics_period=2)
     made.append(node)
     assert node.cfg.heatmap_alpha == 1.0 and node.cfg.diagnostics_period == 2.0
+    if not hasattr(node, 'add_pre_set_parameters_callback'):
+        pytest.skip('this rclpy (Humble) has no pre-set parameter callback: `ros2 param set` needs 0.0, not 0')
+    # `ros2 param set /node heatmap_alpha 0` at run time: an integer for a decimal parameter means the same
+    (r,) = node.set_parameters([Parameter('heatmap_alpha', value=0)])
+    assert r.successful, r.reason
+    assert node.cfg.heatmap_alpha == 0.0 and isinstance(node.cfg.heatmap_alpha, float)
+    assert node.get_parameter('heatmap_alpha').type_ == Parameter.Type.DOUBLE
+    (r,) = node.set_parameters([Parameter('heatmap_alpha', value=3)])  # still range-checked
+    assert not r.successful and node.cfg.heatmap_alpha == 0.0
+    (r,) = node.set_parameters([Parameter('max_frame_pixels', value=2.5)])  # no float for an int parameter
+    assert not r.successful and node.cfg.max_frame_pixels != 2
 
 
 @pytest.mark.parametrize(
@@ -418,3 +429,21 @@ def test_sigterm_while_publishing_exits_0(tiny_model: Path, env: dict[str, str])
             client.close()
     assert rc == 0, proc.log()
     assert 'Traceback' not in proc.log(), proc.log()
+
+
+def test_malloc_tuning_applied_by_default_and_reported(
+    ros_context: Context, monkeypatch: pytest.MonkeyPatch, made: list
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(node_mod, 'tune_malloc_for_frames', lambda: calls.append(1) or '')
+    node = _make_node(ros_context, monkeypatch)
+    made.append(node)
+    assert calls and _diag(node)[2]['malloc_tuning'] == 'on'
+    monkeypatch.setattr(node_mod, 'tune_malloc_for_frames', lambda: calls.append(1) or 'not tuned: no glibc mallopt')
+    node = _make_node(ros_context, monkeypatch)
+    made.append(node)
+    assert _diag(node)[2]['malloc_tuning'] == 'not tuned: no glibc mallopt'  # said, and the node still runs
+    calls.clear()
+    node = _make_node(ros_context, monkeypatch, tune_malloc=False)
+    made.append(node)
+    assert _diag(node)[2]['malloc_tuning'].startswith('off') and not calls

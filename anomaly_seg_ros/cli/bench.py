@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             report.images,
             report.totals(backend, scorer),
             args.frames,
+            args.gap_ms,
         )
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2, allow_nan=False) + '\n')

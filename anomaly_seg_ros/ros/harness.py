@@ -34,6 +34,8 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ..config import shipped_config_file
 from ..io.image_codec import rgb_to_image
+from .malloc_tuning import tune_malloc_for_frames
+from .messages import uint8_array
 
 __all__ = [
     'FrameClient',
@@ -210,8 +212,13 @@ class FrameClient:
         outputs: tuple[str, ...] = tuple(OUTPUT_TOPICS),
         reliable: bool = True,
         env: Mapping[str, str] | None = None,
+        tune_malloc: bool = True,
     ):
-        """`env` (from isolated_ros_env) applies to this client only: set while rclpy starts, then restored."""
+        """`env` (from isolated_ros_env) applies to this client only: set while rclpy starts, then restored.
+        `tune_malloc` tunes this process's glibc malloc for frame-sized buffers, as the node does (see
+        ros/malloc_tuning.py): without it this process's own copies would dominate what the benchmark measures."""
+        if tune_malloc:
+            tune_malloc_for_frames()
         self.context = Context()
         with ros_env_applied(env) if env is not None else contextlib.nullcontext():
             rclpy.init(context=self.context)
@@ -314,12 +321,13 @@ class FrameClient:
         msg.header.frame_id = frame_id
         msg.encoding = encoding
         if raw is not None:
-            msg.height, msg.width, msg.step, msg.data = raw[0], raw[1], raw[2], raw[3]
+            msg.height, msg.width, msg.step, msg.data = raw[0], raw[1], raw[2], uint8_array(raw[3])
         else:
             if rgb is None:
                 raise ValueError('publish: give rgb or raw')
             msg.height, msg.width = rgb.shape[:2]
-            msg.step, msg.data = rgb_to_image(rgb, encoding)
+            msg.step, data = rgb_to_image(rgb, encoding)
+            msg.data = uint8_array(data)
         self.sent[stamp_ns] = time.monotonic()
         self.pub.publish(msg)
 
@@ -328,7 +336,7 @@ class FrameClient:
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         msg.header.frame_id = frame_id
         msg.format = fmt
-        msg.data = data
+        msg.data = uint8_array(data)
         self.sent[stamp_ns] = time.monotonic()
         self.pub_compressed.publish(msg)
 

@@ -45,6 +45,7 @@ from ..errors import AnomalySegError, CodecError, ConfigError, NonFiniteOutputEr
 from ..io.image_codec import compressed_msg_to_rgb, image_msg_to_rgb
 from ..pipeline import STAGES, Pipeline
 from ..viz import heatmap_overlay
+from .malloc_tuning import tune_malloc_for_frames
 from .messages import image_msg
 
 __all__ = ['AnomalySegNode', 'main']
@@ -117,6 +118,10 @@ class AnomalySegNode(Node):
     def _start(self) -> None:
         self._now = time.monotonic  # the diagnostics clock; tests replace it
         self.cfg = self._read_parameters()
+        # before the first frame-sized allocation: see ros/malloc_tuning.py for what it saves per frame
+        self.malloc_tuning = tune_malloc_for_frames() if self.cfg.tune_malloc else 'off (tune_malloc: false)'
+        if self.malloc_tuning and self.cfg.tune_malloc:
+            self.get_logger().warning(f'tune_malloc: {self.malloc_tuning}')
         # up before the model loads: a TensorRT engine build takes minutes, and the vehicle must see why
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._startup_status(
@@ -155,6 +160,8 @@ class AnomalySegNode(Node):
         self.pub_color: Any = None
         self.pub_heat: Any = None
         self._make_switched_publishers(self.cfg)
+        if hasattr(self, 'add_pre_set_parameters_callback'):  # Iron and later; Humble has no pre-set stage
+            self.add_pre_set_parameters_callback(self._ints_as_floats)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         qos = input_qos(self.cfg.input_qos)
@@ -213,6 +220,18 @@ class AnomalySegNode(Node):
                 f'(known: {", ".join(NodeConfig.descriptions())})'
             )
         return NodeConfig.from_dict(values, f'node {self.get_name()} parameters')
+
+    @staticmethod
+    def _ints_as_floats(params: list[Parameter]) -> list[Parameter]:
+        """`ros2 param set /node heatmap_alpha 1` sends an integer; rclpy would refuse it as the wrong type for a
+        decimal parameter. It means 1.0, as at start-up and in a params file."""
+        defaults = NodeConfig()
+        return [
+            Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+            if p.type_ == Parameter.Type.INTEGER and isinstance(getattr(defaults, p.name, None), float)
+            else p
+            for p in params
+        ]
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """`ros2 param set`: live parameters are validated as a whole config and applied; read-only ones are
@@ -381,6 +400,7 @@ class AnomalySegNode(Node):
         if resized is not None:  # frames of a size with no engine, resized on the host (tensorrt)
             values.append(KeyValue(key='frames_resized_on_host', value=str(resized)))
         values.append(KeyValue(key='rate_hz', value=f'{rate:.2f}'))
+        values.append(KeyValue(key='malloc_tuning', value=self.malloc_tuning or 'on'))
         with self.stats.lock:
             values.append(KeyValue(key='implausible_stamps', value=str(self.stats.implausible_stamps)))
         if ages:  # publish time minus header stamp, frames published in the window
