@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install demo test lint bench evaluate clean
+.PHONY: install demo test test-jazzy lint bench evaluate clean
 
 $(BIN)/.installed: setup.py requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,19 @@ demo: install
 	$(BIN)/anomaly-seg demo --out out
 
 # Static checks first (lint, format, types, layer contracts: a broken layer fails CI), then the suite with
-# line coverage of the package. pytest exits 5 when it collected no test; say so plainly.
+# line coverage of the package (ROS 2 Kilted wheels, numpy 2), then the suite again on ROS 2 Jazzy wheels with
+# numpy 1.26 in .venv-jazzy. pytest exits 5 when it collected no test; say so plainly.
 test: install lint
 	@$(BIN)/python -m pytest -q --cov=anomaly_seg_ros --cov-report=term test; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo 'pytest collected no tests'; exit 0; fi; exit $$rc
+	PYTHON=$(PYTHON) bash test/jazzy_check.sh
+
+# The suite on ROS 2 Jazzy + numpy 1.26 only (.venv-jazzy, installed from requirements-jazzy.txt when missing or stale)
+test-jazzy:
+	PYTHON=$(PYTHON) bash test/jazzy_check.sh
 
 lint: install
+	bash test/py310_check.sh
 	$(BIN)/ruff check anomaly_seg_ros test launch
 	$(BIN)/ruff format --check anomaly_seg_ros test launch
 	$(BIN)/mypy anomaly_seg_ros
@@ -39,4 +46,4 @@ evaluate: install
 	$(BIN)/anomaly-seg evaluate --model default --count 200 --seed 1000 --size 1024x512
 
 clean:
-	rm -rf $(VENV) out build *.egg-info
+	rm -rf $(VENV) .venv-jazzy out build *.egg-info

@@ -233,14 +233,18 @@ def test_concurrent_exports_of_one_cache_entry_do_not_collide(tmp_path: Path) ->
 
     target = tmp_path / 'cache' / 'same.onnx'
     errors: list[BaseException] = []
+    # built here, one after another: _Tiny() seeds torch's global generator, and nets built in the threads raced
+    # on it (seed, seed, draw, draw) into different weights, so the last model and last digest written could be
+    # of two different graphs (seen under load on the Jazzy run); the same entry is the same graph
+    nets = [_Tiny() for _ in range(4)]
 
-    def work() -> None:
+    def work(net: nn.Module) -> None:
         try:
-            export_onnx(_Tiny(), H, W, target)
+            export_onnx(net, H, W, target)
         except BaseException as e:  # noqa: BLE001 - collected and asserted below
             errors.append(e)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads = [threading.Thread(target=work, args=(net,)) for net in nets]
     for t in threads:
         t.start()
     for t in threads:
