@@ -39,12 +39,11 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from ..classes import colorize
 from ..config import PARAMETER_RANGES, NodeConfig
 from ..errors import AnomalySegError, CodecError, ConfigError, NonFiniteOutputError
 from ..io.image_codec import compressed_msg_to_rgb, image_msg_to_rgb
 from ..pipeline import STAGES, Pipeline
-from ..viz import heatmap_overlay
+from ..viz import colorize_fast, heatmap_overlay
 from .malloc_tuning import tune_malloc_for_frames
 from .messages import image_msg
 
@@ -343,7 +342,7 @@ class AnomalySegNode(Node):
         # the visualisations cost more than the pipeline at high resolutions: render them only for a subscriber
         color, heat = self.pub_color, self.pub_heat
         if cfg.publish_color and color is not None and color.get_subscription_count() > 0:
-            color.publish(image_msg(header, colorize(result.labels), 'rgb8'))
+            color.publish(image_msg(header, colorize_fast(result.labels), 'rgb8'))
         if cfg.publish_heatmap and heat is not None and heat.get_subscription_count() > 0:
             overlay = heatmap_overlay(rgb, result.score, result.score_range, cfg.heatmap_alpha)
             heat.publish(image_msg(header, overlay, 'bgr8'))
