@@ -123,6 +123,7 @@ def test_every_subcommand_module_is_registered() -> None:
     expected = {
         'node',
         'train',
+        'fit',
         'import-model',
         'blend',
         'evaluate',

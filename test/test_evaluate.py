@@ -208,3 +208,28 @@ def test_blend_own_drive_then_bag_then_evaluate(tiny_model: Path, tmp_path: Path
     assert bag_info(tmp_path / 'bag')['topics']['/ground_truth/anomaly']['count'] == 3
     run = run_evaluate(EvaluateOptions(bag=tmp_path / 'bag', overrides={'model': str(tiny_model)}, progress=False))
     assert run.report['pixel']['n_pos'] > 0 and run.report['evaluated']['frames_evaluated'] == 3
+
+
+def test_cli_compares_scorers_on_the_same_frames(
+    bag: Path, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--scorer a,b,c`: one row per scorer, each equal to its single run; a scorer the model cannot run (sml:
+    no fitted statistics) is a row with the reason, and the others still run."""
+    args = ['evaluate', '--bag', str(bag), '--model', str(tiny_model)]
+    assert cli_main([*args, '--scorer', 'entropy,max_logit,sml', '--out', str(tmp_path / 'cmp')]) == 0
+    out = capsys.readouterr().out
+    table, listing = out.split('\n[', 1)
+    rows = json.loads('[' + listing)
+    assert [r['scorer'] for r in rows] == ['entropy', 'max_logit', 'sml']
+    assert 'sml_stats' in rows[2]['error'] or 'artefact' in rows[2]['error']
+    assert '| max_logit |' in table and 'not evaluated' in table
+    assert (tmp_path / 'cmp' / f'{tiny_model.name}__entropy' / 'report.json').is_file()
+    for row in rows[:2]:
+        assert cli_main([*args, '--scorer', row['scorer']]) == 0
+        single = json.loads(capsys.readouterr().out)
+        assert row['AP'] == single['AP'] and row['FPR95'] == single['FPR95'] and row['mIoU'] == single['mIoU']
+    assert rows[0]['AP'] != rows[1]['AP']
+
+
+def test_cli_comparison_with_nothing_runnable_exits_2(bag: Path, tiny_model: Path) -> None:
+    assert cli_main(['evaluate', '--bag', str(bag), '--model', str(tiny_model), '--scorer', 'sml,nonesuch']) == 2

@@ -46,7 +46,7 @@ def test_pipeline_matches_net_at_native_size(pipe: Pipeline, tiny_model: Path) -
 def test_scorer_override(tiny_model: Path) -> None:
     assert Pipeline.from_model(tiny_model, scorer='max_softmax').scorer.name == 'max_softmax'
     with pytest.raises(ConfigError, match='unknown scorer'):
-        Pipeline.from_model(tiny_model, scorer='flow')
+        Pipeline.from_model(tiny_model, scorer='no_such_scorer')
 
 
 @pytest.mark.parametrize(

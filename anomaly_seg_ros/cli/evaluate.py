@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..defaults import (
     EVAL_MIN_GT_SIZE,
@@ -21,6 +21,7 @@ from ..defaults import (
     SYNTHETIC_EVAL_SEED,
     SYNTHETIC_FRAME_SIZE,
 )
+from ..errors import AnomalySegError
 from ..metrics.pixel import DEFAULT_BINS
 from .outputs import prepare_out_dir
 from .types import IntRange, SizeArg, dataset_formats, finite_float, positive_float, positive_int
@@ -75,8 +76,15 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
         help='offline: Pipeline as fast as it can; live: the node, fed at the recorded rate',
     )
     run_group.add_argument('--params', type=Path, help='node params file (default: config/default.yaml)')
-    run_group.add_argument('--model', help='override the params file: model folder or name under models/')
-    run_group.add_argument('--scorer', help='override the params file: scorer')
+    run_group.add_argument(
+        '--model',
+        help='override the params file: model folder or name under models/; a comma-separated list compares them',
+    )
+    run_group.add_argument(
+        '--scorer',
+        help='override the params file: scorer; a comma-separated list compares them (an ablation: every model x '
+        'scorer on the same frames, one table; a pair the model cannot run is listed with the reason)',
+    )
     run_group.add_argument('--backend', help='override the params file: backend')
     run_group.add_argument('--device', help='override the params file: device')
     run_group.add_argument(
@@ -108,38 +116,25 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     return ev
 
 
+def _listed(value: str | None) -> list[str | None]:
+    if value is None or ',' not in value:
+        return [value]
+    items = [v.strip() for v in value.split(',') if v.strip()]
+    if not items:
+        raise AnomalySegError(f'evaluate: empty list {value!r}')
+    return list(dict.fromkeys(items))
+
+
 def run(args: argparse.Namespace) -> int:
+    pairs = [(m, sc) for m in _listed(args.model) for sc in _listed(args.scorer)]
+    if len(pairs) > 1:
+        return _run_comparison(args, pairs)
     # Before any work: a refused or unwritable --out must not cost a whole run.
     if args.out is not None:
         prepare_out_dir(args.out, REPORT_FILES, overwrite=args.overwrite, command='evaluate')
-    from ..evaluate import EvaluateOptions, NothingToEvaluateError, headline, run_evaluate
+    from ..evaluate import NothingToEvaluateError, headline, run_evaluate
 
-    opts = EvaluateOptions(
-        bag=args.bag,
-        dataset=args.dataset,
-        root=args.root,
-        split=args.split,
-        count=args.count,
-        seed=args.seed,
-        size=args.size,
-        limit=args.limit,
-        image_topic=args.image_topic,
-        anomaly_topic=args.anomaly_topic,
-        labels_topic=args.labels_topic,
-        strict=args.strict,
-        mode=args.mode,
-        params=args.params,
-        overrides={'model': args.model, 'scorer': args.scorer, 'backend': args.backend, 'device': args.device},
-        rate_scale=args.rate_scale,
-        late_ms=args.late_ms,
-        exact=args.exact,
-        bins=args.bins,
-        threshold=args.threshold,
-        min_gt_size=args.min_gt_size,
-        min_pred_size=args.min_pred_size,
-        worst_k=args.worst,
-        out=args.out,
-    )
+    opts = _options(args, args.model, args.scorer, args.out)
     try:
         if opts.mode == 'live':
             from ..ros.live_eval import run_live
@@ -154,3 +149,105 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         print(f'wrote {args.out}/report.json and {args.out}/report.html', file=sys.stderr)
     return 0
+
+
+def _run_comparison(args: argparse.Namespace, pairs: list[tuple[str | None, str | None]]) -> int:
+    """Every (model, scorer) pair on the same frames, one after the other; a table and a JSON list at the end.
+
+    A pair that cannot start (a scorer without its fitted artefact, a tap the model lacks) is a row with the
+    reason, not the end of the run. With --out, each pair writes its report into OUT/MODEL__SCORER/."""
+    from ..evaluate import run_evaluate
+
+    if args.mode == 'live':
+        raise AnomalySegError('evaluate: comparing several models or scorers runs offline only; drop --mode live')
+    names = {pair: f'{Path(pair[0] or "params").name}__{pair[1] or "model-scorer"}' for pair in pairs}
+    if args.out is not None:
+        for pair in pairs:
+            prepare_out_dir(args.out / names[pair], REPORT_FILES, overwrite=args.overwrite, command='evaluate')
+    rows: list[dict[str, object]] = []
+    for i, (model, scorer) in enumerate(pairs, 1):
+        print(
+            f'[{i}/{len(pairs)}] model {model or "(params file)"}, scorer {scorer or "(model default)"}',
+            file=sys.stderr,
+        )
+        out = args.out / names[(model, scorer)] if args.out is not None else None
+        try:
+            report = run_evaluate(_options(args, model, scorer, out)).report
+        except AnomalySegError as e:
+            rows.append({'model': model, 'scorer': scorer, 'error': str(e)})
+            print(f'  not evaluated: {e}', file=sys.stderr)
+            continue
+        rows.append({'model': model, 'scorer': scorer, **comparison_row(report)})
+    print(comparison_table(rows))
+    print(json.dumps(rows, indent=2, allow_nan=False))
+    if not any('error' not in r for r in rows):
+        raise AnomalySegError('evaluate: no model and scorer pair could be evaluated (reasons above)')
+    return 0
+
+
+def comparison_row(report: dict[str, object]) -> dict[str, object]:
+    """The figures of one ablation row, JSON-safe (from the headline the single run prints)."""
+    from ..evaluate import headline
+
+    h = headline(report)  # type: ignore[arg-type]
+    lat = h.get('latency_end_to_end') or {}
+    return {
+        'AP': h['AP'],
+        'FPR95': h['FPR95'],
+        'AUROC': h['AUROC'],
+        'smiyc_mean_F1': h['smiyc_mean_F1'],
+        'mIoU': h['mIoU'],
+        'ms_per_frame_p50': lat.get('p50_ms') if isinstance(lat, dict) else None,
+        'frames': (h['frames_by_status'] or {}).get('ok') if isinstance(h['frames_by_status'], dict) else None,
+    }
+
+
+def comparison_table(rows: list[dict[str, object]]) -> str:
+    def f(v: object, digits: int) -> str:
+        return f'{v:.{digits}f}' if isinstance(v, (int, float)) and not isinstance(v, bool) else '—'
+
+    lines = [
+        '| model | scorer | AP | FPR95 | AUROC | SMIYC mean F1 | mIoU | ms/frame p50 |',
+        '|---|---|---:|---:|---:|---:|---:|---:|',
+    ]
+    for r in rows:
+        head = f'| {r["model"] or "(params)"} | {r["scorer"] or "(default)"} |'
+        if 'error' in r:
+            lines.append(f'{head} not evaluated: {r["error"]} | | | | | |')
+            continue
+        lines.append(
+            f'{head} {f(r["AP"], 4)} | {f(r["FPR95"], 3)} | {f(r["AUROC"], 3)} | {f(r["smiyc_mean_F1"], 3)} '
+            f'| {f(r["mIoU"], 3)} | {f(r["ms_per_frame_p50"], 1)} |'
+        )
+    return '\n'.join(lines)
+
+
+def _options(args: argparse.Namespace, model: str | None, scorer: str | None, out: Path | None) -> Any:
+    from ..evaluate import EvaluateOptions
+
+    return EvaluateOptions(
+        bag=args.bag,
+        dataset=args.dataset,
+        root=args.root,
+        split=args.split,
+        count=args.count,
+        seed=args.seed,
+        size=args.size,
+        limit=args.limit,
+        image_topic=args.image_topic,
+        anomaly_topic=args.anomaly_topic,
+        labels_topic=args.labels_topic,
+        strict=args.strict,
+        mode=args.mode,
+        params=args.params,
+        overrides={'model': model, 'scorer': scorer, 'backend': args.backend, 'device': args.device},
+        rate_scale=args.rate_scale,
+        late_ms=args.late_ms,
+        exact=args.exact,
+        bins=args.bins,
+        threshold=args.threshold,
+        min_gt_size=args.min_gt_size,
+        min_pred_size=args.min_pred_size,
+        worst_k=args.worst,
+        out=out,
+    )

@@ -18,7 +18,21 @@ import traceback
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import AnomalySegError
-from . import bag, bench, bench_metrics, blend, build_engine, demo, evaluate, export, import_model, node, profile, train
+from . import (
+    bag,
+    bench,
+    bench_metrics,
+    blend,
+    build_engine,
+    demo,
+    evaluate,
+    export,
+    fit,
+    import_model,
+    node,
+    profile,
+    train,
+)
 from .help_format import CommandParser
 
 if TYPE_CHECKING:
@@ -39,6 +53,7 @@ class Subcommand(Protocol):
 COMMANDS: tuple[Subcommand, ...] = (
     node,
     train,
+    fit,
     import_model,
     blend,
     evaluate,

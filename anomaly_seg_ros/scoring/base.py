@@ -63,7 +63,8 @@ class Scorer(nn.Module):
     """
 
     name: str = ''
-    needs: ClassVar[tuple[str, ...]] = (LOGITS,)
+    #: an instance attribute where the taps come from the scorer's own config (flow: params.taps)
+    needs: tuple[str, ...] = (LOGITS,)
     params: ClassVar[dict[str, Any]] = {}
     artefact_names: ClassVar[tuple[str, ...]] = ()
     #: closed range every score lies in; math.inf where the scorer is unbounded.

@@ -9,14 +9,18 @@ from __future__ import annotations
 from ..config import ModelConfig
 from ..errors import ConfigError
 from .base import Scorer, ScorerConfig
+from .flow import FlowDensity
+from .sml import StandardizedMaxLogit
 from .softmax import MaxLogit, MaxSoftmax, NormalizedEntropy, SoftmaxDistance, VoidProbability
 
 __all__ = ['SCORERS', 'build_scorer', 'register_scorer']
 
 SCORERS: dict[str, type[Scorer]] = {
     'entropy': NormalizedEntropy,
+    'flow': FlowDensity,
     'max_logit': MaxLogit,
     'max_softmax': MaxSoftmax,
+    'sml': StandardizedMaxLogit,
     'softmax_distance': SoftmaxDistance,
     'void': VoidProbability,
 }
