@@ -92,7 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     try:
         g.add_argument('--seed', type=int, default=0, help='seed of the pixel sample, permutations and batches')
     except argparse.ArgumentError:  # the frame sources' --seed (of --synthetic) is already there: one seed for both
-        pass
+        for action in parser._actions:  # say so in its --help (argparse has no public lookup of an option)
+            if '--seed' in action.option_strings:
+                action.help = f'{action.help}; fit flow: also the seed of the pixel sample and the flow (default 0)'
     g.add_argument('--threads', type=int, default=0, help="torch CPU threads (0: torch's default)")
     g.add_argument(
         '--checkpoint-every',
@@ -251,6 +253,10 @@ def _nll_stats(flow: RealNVP, x: torch.Tensor, chunk: int = 65536) -> tuple[floa
 
 def fit(model_dir: Path, frames: Sequence[Sample], args: argparse.Namespace) -> FitResult:
     """Fit one flow per tap on `frames` and write flow.pt into `model_dir`; returns what model.yaml records."""
+    if getattr(args, 'seed', None) is None:
+        # `fit flow` shares the frame sources' --seed, whose default is None (it means "the world's default" to
+        # --synthetic); here it seeds the pixel sample and the flow's initialisation, so None is 0
+        args = argparse.Namespace(**{**vars(args), 'seed': 0})
     _check_options(args)
     model = load_model_config(model_dir)
     progress = bool(getattr(args, 'progress', True))
@@ -334,7 +340,8 @@ def _train(
         nn.utils.clip_grad_norm_(params, 100.0)
         opt.step()
         for t, v in losses.items():
-            running[t] = float(v) if math.isnan(running[t]) else 0.98 * running[t] + 0.02 * float(v)
+            nll = float(v.detach())
+            running[t] = nll if math.isnan(running[t]) else 0.98 * running[t] + 0.02 * nll
         bar.set_postfix({f'nll_{t}': f'{v:.2f}' for t, v in running.items()})
         done = step + 1
         if args.checkpoint_every and done % args.checkpoint_every == 0 and done < args.steps:
