@@ -197,10 +197,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for key, value in summary.items():
         if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
             cols = list(next(iter(value.values())))
+            # every column at least one space wider than its header and its widest cell
+            widths = [1 + max(len(c), *(len(_fmt(row.get(c))) for row in value.values())) for c in cols]
             print(f'{key}:')
-            print('  ' + f'{"":<16}' + ''.join(f'{c:>12}' for c in cols))
+            print('  ' + f'{"":<16}' + ''.join(f'{c:>{w}}' for c, w in zip(cols, widths, strict=True)))
             for name, row in value.items():
-                print('  ' + f'{name:<16}' + ''.join(f'{_fmt(row.get(c)):>12}' for c in cols))
+                cells = ''.join(f'{_fmt(row.get(c)):>{w}}' for c, w in zip(cols, widths, strict=True))
+                print('  ' + f'{name:<16}' + cells)
         else:
             print(f'{key}: {_fmt(value)}')
 

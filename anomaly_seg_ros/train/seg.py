@@ -13,10 +13,10 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import cv2
 import numpy as np
@@ -43,10 +43,25 @@ from ..defaults import (
 from ..errors import CheckpointError, ConfigError
 from ..metrics import SegmentationIoU
 from ..nets import build_net
-from ..pipeline import Pipeline
+from ..pipeline import Pipeline, Result
 from ..preprocess import Preprocessor
 
-__all__ = ['SegTrainConfig', 'train_segmentation']
+__all__ = [
+    'CASCADE_WEIGHTS',
+    'Augment',
+    'CropSettings',
+    'SegTrainConfig',
+    'evaluate_miou',
+    'fit_to_input',
+    'load_checkpoint',
+    'poly_lr',
+    'resize_logits',
+    'save_checkpoint',
+    'train_segmentation',
+]
+
+#: ICNet cascade label guidance: loss weights of the full, 1/2 and 1/4 resolution heads (ICNet paper)
+CASCADE_WEIGHTS = (1.0, 0.4, 0.16)
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +114,36 @@ def _icnet_context_side(n: int) -> int:
     return side // 2
 
 
-class _Augment:
-    """Random scale, crop, flip on (image, labels); labels use nearest neighbour so ids stay ids."""
+class CropSettings(Protocol):
+    """What the augmentation reads from a training config (SegTrainConfig, EntropyMaxConfig)."""
 
-    def __init__(self, cfg: SegTrainConfig, rng: np.random.Generator, prep: Preprocessor) -> None:
+    @property
+    def input_height(self) -> int: ...
+    @property
+    def input_width(self) -> int: ...
+    @property
+    def crop_height(self) -> int: ...
+    @property
+    def crop_width(self) -> int: ...
+    @property
+    def scale_min(self) -> float: ...
+    @property
+    def scale_max(self) -> float: ...
+
+
+class Augment:
+    """Random scale, crop, flip on (image, labels); labels use nearest neighbour so ids stay ids.
+
+    Any uint8 id map works as labels (the entropy-max trainer passes trainIds with its proxy marker)."""
+
+    def __init__(self, cfg: CropSettings, rng: np.random.Generator, prep: Preprocessor) -> None:
         self.cfg = cfg
         self.rng = rng
         self.prep = prep
 
     def __call__(self, s: Sample) -> tuple[np.ndarray, np.ndarray]:
         cfg, rng = self.cfg, self.rng
-        img, lab = _fit(self.prep, s.image, s.labels)
+        img, lab = fit_to_input(self.prep, s.image, s.labels)
         k = rng.uniform(cfg.scale_min, cfg.scale_max)
         h = max(cfg.crop_height, round(cfg.input_height * k))
         w = max(cfg.crop_width, round(cfg.input_width * k))
@@ -124,7 +158,7 @@ class _Augment:
         return img, lab
 
 
-def _fit(prep: Preprocessor, img: np.ndarray, lab: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def fit_to_input(prep: Preprocessor, img: np.ndarray, lab: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """A training frame at the model's input size: the Pipeline's image resize, nearest neighbour for ids."""
     if lab is None:
         raise ConfigError('train seg: a training sample has no labels')
@@ -134,20 +168,58 @@ def _fit(prep: Preprocessor, img: np.ndarray, lab: np.ndarray | None) -> tuple[n
     return img, lab
 
 
-def _poly(it: int, total: int, base: float) -> float:
+def poly_lr(it: int, total: int, base: float) -> float:
+    """The poly learning-rate schedule (power 0.9) every training entry point uses."""
     return base * (1.0 - it / total) ** 0.9
 
 
-def evaluate_miou(net: torch.nn.Module, val: Sequence[Sample], model: ModelConfig) -> SegmentationIoU:
+def save_checkpoint(
+    path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, iteration: int, history: list[dict[str, Any]]
+) -> None:
+    """Weights, optimiser state, iteration and the log so far: everything --resume needs (tensors and a
+    JSON string only, so torch.load(weights_only=True) reads it back)."""
+    torch.save(
+        {
+            'state_dict': net.state_dict(),
+            'optimizer': opt.state_dict(),
+            'iteration': iteration,
+            'history': json.dumps(history),
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, list[dict[str, Any]]]:
+    """Restore a save_checkpoint file into net and opt; returns (iteration, history)."""
+    if not path.is_file():
+        raise CheckpointError(f'{path}: --resume given but no checkpoint there')
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    net.load_state_dict(state['state_dict'], strict=True)
+    opt.load_state_dict(state['optimizer'])
+    return int(state['iteration']), json.loads(state['history'])
+
+
+def evaluate_miou(
+    net: torch.nn.Module,
+    val: Sequence[Sample],
+    model: ModelConfig,
+    observe: Callable[[Sample, Result], None] | None = None,
+) -> SegmentationIoU:
     """mIoU exactly as `anomaly-seg evaluate` computes it: every frame through the Pipeline (its resize and
-    normalisation, labels resized back to the frame), one dataset-wide confusion matrix at the frame's resolution."""
+    normalisation, labels resized back to the frame), one dataset-wide confusion matrix at the frame's resolution.
+
+    ``observe`` sees each frame's Pipeline result (model.scorer's map included), so a trainer that also tracks
+    a score statistic on the validation frames (entropy maximisation) needs no second pass over them."""
     metric = SegmentationIoU(NUM_CLASSES)
     pipe = Pipeline.from_net(model, net)
     try:
         for s in val:
             if s.labels is None:
                 raise ConfigError('train seg: a validation sample has no labels')
-            metric.update(pipe(s.image).labels, s.labels)
+            result = pipe(s.image)
+            metric.update(result.labels, s.labels)
+            if observe is not None:
+                observe(s, result)
     finally:
         net.train()
     return metric
@@ -196,19 +268,13 @@ def train_segmentation(
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt_path = cfg.out / 'checkpoint.pt'
-    start, history = 0, []
+    start, history = 0, cast(list[dict[str, Any]], [])
     if resume:
-        if not ckpt_path.is_file():
-            raise CheckpointError(f'{ckpt_path}: --resume given but no checkpoint there')
-        state = torch.load(ckpt_path, map_location='cpu', weights_only=True)
-        net.load_state_dict(state['state_dict'], strict=True)
-        opt.load_state_dict(state['optimizer'])
-        start = int(state['iteration'])
-        history = json.loads(state['history'])
+        start, history = load_checkpoint(ckpt_path, net, opt)
         rng = np.random.default_rng([cfg.seed, start])  # a fresh but reproducible stream after resume
         log.info('resumed from %s at iteration %d', ckpt_path, start)
-    augment = _Augment(cfg, rng, prep)
-    weights = (1.0, 0.4, 0.16)
+    augment = Augment(cfg, rng, prep)
+    weights = CASCADE_WEIGHTS
     t_start = time.perf_counter()
     bar = tqdm(range(start, cfg.iters), initial=start, total=cfg.iters, disable=not progress, desc='train seg')
     loss_avg = math.nan
@@ -218,13 +284,13 @@ def train_segmentation(
         x = prep.normalise([p[0] for p in pairs])
         y = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64))
         for g in opt.param_groups:
-            g['lr'] = _poly(it, cfg.iters, cfg.lr)
+            g['lr'] = poly_lr(it, cfg.iters, cfg.lr)
         outs = net(x)
         # never the int start value 0: there are always three weighted heads
         loss = cast(
             torch.Tensor,
             sum(
-                w * F.cross_entropy(_resize_logits(o, y.shape[1:]), y, ignore_index=IGNORE_ID)
+                w * F.cross_entropy(resize_logits(o, y.shape[1:]), y, ignore_index=IGNORE_ID)
                 for w, o in zip(weights, outs, strict=True)
             ),
         )
@@ -240,15 +306,7 @@ def train_segmentation(
                 {'iteration': done, 'loss': loss_avg, 'val_miou': miou, 'elapsed_s': time.perf_counter() - t_start}
             )
             bar.write(f'iteration {done}: loss {loss_avg:.4f}, val mIoU {miou:.4f}', file=sys.stderr)
-            torch.save(
-                {
-                    'state_dict': net.state_dict(),
-                    'optimizer': opt.state_dict(),
-                    'iteration': done,
-                    'history': json.dumps(history),
-                },
-                ckpt_path,
-            )
+            save_checkpoint(ckpt_path, net, opt, done, history)
     net.eval()
     write_model_folder(cfg.out, net, cfg.architecture, {'width': cfg.width}, spec, cfg.scorer, description)
     summary = {
@@ -266,7 +324,8 @@ def train_segmentation(
     return summary
 
 
-def _resize_logits(o: torch.Tensor, size: torch.Size) -> torch.Tensor:
+def resize_logits(o: torch.Tensor, size: torch.Size | tuple[int, ...]) -> torch.Tensor:
+    """A head's logits bilinearly at the label size (ICNet's lower-resolution heads are upsampled to the labels)."""
     if o.shape[2:] == size:
         return o
     return F.interpolate(o, size=tuple(size), mode='bilinear', align_corners=False)
