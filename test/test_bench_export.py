@@ -213,7 +213,11 @@ def test_scorer_selection_skips_what_the_model_cannot_run(tiny_model: Path) -> N
     cfg = load_model_config(tiny_model)
     names, skipped = bench.select_scorers('all', cfg)
     assert 'entropy' in names and 'void' not in names
-    assert [s.what for s in skipped] == ['scorer void'] and 'void' in skipped[0].reason
+    reasons = {s.what: s.reason for s in skipped}
+    assert set(reasons) == {'scorer flow', 'scorer sml', 'scorer void'}, reasons
+    assert 'void' in reasons['scorer void'] and 'void_channel' in reasons['scorer void']
+    # the fitted scorers are listed with what is missing, not silently dropped
+    assert "fitted artefact 'flow'" in reasons['scorer flow'] and "fitted artefact 'stats'" in reasons['scorer sml']
     assert bench.select_scorers('', cfg) == (['entropy'], [])
     with pytest.raises(ConfigError, match='unknown scorer nope; available: all, entropy'):
         bench.select_scorers('entropy,nope', cfg)
