@@ -27,7 +27,6 @@ those of ``train/seg.py``; the proxy marker rides through the augmentation as on
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -45,7 +44,7 @@ import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
-from ..backends.source import load_torch_net
+from ..backends.source import file_sha256, load_torch_net
 from ..checkpoint import save_state_dict
 from ..classes import ANOMALY_ID, IGNORE_ID
 from ..config import ModelConfig, load_model_config
@@ -254,14 +253,6 @@ def _fine_tune_config(base: ModelConfig, out: Path) -> ModelConfig:
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _validate(net: torch.nn.Module, val: Sequence[Sample], model: ModelConfig) -> dict[str, float]:
     if not val:
         return {'val_miou': math.nan, 'val_entropy_proxy': math.nan, 'val_entropy_in_dist': math.nan}
@@ -400,7 +391,7 @@ def train_entropy_max(
     before = history[0] if history and history[0]['iteration'] == 0 else {}
     summary = {
         'config': {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-        'base_model': {'path': str(base.directory), 'name': base.name, 'weights_sha256': _sha256(base.weights)},
+        'base_model': {'path': str(base.directory), 'name': base.name, 'weights_sha256': file_sha256(base.weights)},
         'source': source,
         'proxies': 'pasted RGBA objects' if proxy_objects is not None else 'anomaly masks of the training frames',
         'loss': 'eq. (2): (1 - lambda) * CE(in-dist pixels) + lambda * mean_j -log p_j (proxy pixels)',
