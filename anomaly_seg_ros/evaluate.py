@@ -31,7 +31,7 @@ from .defaults import (
     SYNTHETIC_FRAME_SIZE,
 )
 from .errors import AnomalySegError, ConfigError, DatasetError
-from .eval.accumulate import EvalSettings
+from .eval.accumulate import DEFAULT_COMPONENT_THRESHOLDS, SMIYC_TRACK_CHOICES, EvalSettings, track_sizes
 from .eval.offline import (
     EvalFrame,
     EvalRun,
@@ -84,9 +84,11 @@ class EvaluateOptions:
     # metrics
     exact: bool = False
     bins: int = DEFAULT_BINS
-    threshold: float | None = None
-    min_gt_size: int = EVAL_MIN_GT_SIZE
-    min_pred_size: int = EVAL_MIN_PRED_SIZE
+    threshold: float | None = None  # fixed threshold: components.fixed_threshold and Chan (never the SMIYC headline)
+    track: str = 'anomaly'  # SMIYC size presets: anomaly (500 / 100 px), obstacle (50 / 10), none (the sizes below)
+    min_gt_size: int = EVAL_MIN_GT_SIZE  # track none only
+    min_pred_size: int = EVAL_MIN_PRED_SIZE  # track none only
+    component_thresholds: int = DEFAULT_COMPONENT_THRESHOLDS  # SMIYC: candidates of the one-pass threshold sweep
     worst_k: int = EVAL_WORST_K
     out: Path | None = None
     progress: bool = True
@@ -200,16 +202,19 @@ LiveRunner = Callable[[NodeConfig, EvaluateOptions, Iterable[EvalFrame], int | N
 def run_evaluate(opts: EvaluateOptions, live_runner: LiveRunner | None = None) -> EvalRun:
     """Evaluate as `opts` says. Live mode needs the node, which lives in the ROS layer above this module: it
     comes in as ``live_runner`` (``anomaly_seg_ros.ros.live_eval.run_live`` passes it; so does the CLI)."""
-    cfg = node_config(opts)
-    frames, total, desc, bag_reader = _source(opts)
     settings_kw = dict(
         mode='exact' if opts.exact else 'binned',
         bins=opts.bins,
         threshold=opts.threshold,
+        track=opts.track,
         min_gt_size=opts.min_gt_size,
         min_pred_size=opts.min_pred_size,
+        component_thresholds=_component_thresholds(opts.component_thresholds),
         worst_k=opts.worst_k,
     )
+    _check_track(opts)  # before any frame is read: a bad option must not cost a run
+    cfg = node_config(opts)
+    frames, total, desc, bag_reader = _source(opts)
     if opts.mode == 'offline':
         pipe = Pipeline.from_model(cfg.model, cfg.scorer, cfg.backend, cfg.device)
         settings = EvalSettings(score_range=pipe.score_range, **settings_kw)  # type: ignore[arg-type]
@@ -238,6 +243,27 @@ def run_evaluate(opts: EvaluateOptions, live_runner: LiveRunner | None = None) -
     if not run.report['evaluated']['frames_evaluated']:
         raise NothingToEvaluateError(nothing_evaluated_reason(run.report, total), run, opts.out)
     return run
+
+
+def _check_track(opts: EvaluateOptions) -> None:
+    if opts.track not in SMIYC_TRACK_CHOICES:
+        raise ConfigError(f'evaluate: --track must be one of {", ".join(SMIYC_TRACK_CHOICES)}, got {opts.track!r}')
+    for flag, value in (('--min-pred-size', opts.min_pred_size), ('--min-gt-size', opts.min_gt_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f'evaluate: {flag} must be a non-negative integer, got {value!r}')
+    try:
+        track_sizes(opts.track, opts.min_pred_size, opts.min_gt_size)
+    except ValueError:
+        raise ConfigError(
+            f'evaluate: --track {opts.track} sets the SMIYC size filters itself; --min-pred-size/--min-gt-size '
+            'need --track none'
+        ) from None
+
+
+def _component_thresholds(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f'evaluate: --component-thresholds must be a positive integer, got {n!r}')
+    return n
 
 
 def _bag_read(reader: BagReader) -> dict[str, Any]:
@@ -311,7 +337,9 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         'in_distribution_pixels': px.get('n_neg'),
         'note': px.get('note'),
         'mIoU': seg.get('miou'),
-        'smiyc_mean_F1': comp.get('smiyc', {}).get('mean_f1'),
+        'smiyc_mean_F1': comp.get('smiyc', {}).get('mean_f1'),  # at the pixel-F1-optimal threshold, never a fixed one
+        'smiyc_threshold': comp.get('threshold'),
+        'smiyc_track': comp.get('track'),
         'chan_F1': comp.get('chan', {}).get('f1'),
         'latency_end_to_end': lat.get('end_to_end'),
         'frames_by_status': lat.get('frames_by_status'),

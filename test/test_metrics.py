@@ -420,18 +420,19 @@ def test_smiyc_hand_case():
     # PPV: A's prediction 9/9 = 1, FP 0/4 = 0, the wide prediction 8/12 = 2/3.
     assert sorted(res.ppv) == pytest.approx([0.0, 2 / 3, 1.0])
     assert sorted(res.gt_sizes) == [4, 4, 4, 9] and sorted(res.pred_sizes) == [4, 9, 12]
-    # τ in 0.25..0.45: TP 3 (A, C1, C2), FN 1, FP 1 -> F1 = 6/8 = 0.75.
-    # τ in 0.50..0.65: sIoU 0.5 is not > τ: TP 1, FN 3, FP 1 -> 2/6 = 1/3.
-    # τ in 0.70, 0.75: PPV 2/3 <= τ too: TP 1, FN 3, FP 2 -> 2/7.
-    expected_f1 = [0.75] * 5 + [1 / 3] * 4 + [2 / 7] * 2
+    # The benchmark's comparisons: TP sIoU >= τ, FP PPV < τ (sIoU 0.5 at τ = 0.5 is a TP).
+    # τ in 0.25..0.50: TP 3 (A, C1, C2), FN 1, FP 1 -> F1 = 6/8 = 0.75.
+    # τ in 0.55..0.65: sIoU 0.5 < τ: TP 1, FN 3, FP 1 -> 2/6 = 1/3.
+    # τ in 0.70, 0.75: PPV 2/3 < τ too: TP 1, FN 3, FP 2 -> 2/7.
+    expected_f1 = [0.75] * 6 + [1 / 3] * 3 + [2 / 7] * 2
     assert res.taus == SMIYC_TAUS
     np.testing.assert_allclose(res.f1, expected_f1)
-    np.testing.assert_array_equal(res.tp, [3] * 5 + [1] * 6)
-    np.testing.assert_array_equal(res.fn, [1] * 5 + [3] * 6)
+    np.testing.assert_array_equal(res.tp, [3] * 6 + [1] * 5)
+    np.testing.assert_array_equal(res.fn, [1] * 6 + [3] * 5)
     np.testing.assert_array_equal(res.fp, [1] * 9 + [2] * 2)
-    assert res.mean_f1 == pytest.approx((5 * 0.75 + 4 / 3 + 2 * 2 / 7) / 11)
+    assert res.mean_f1 == pytest.approx((6 * 0.75 + 3 / 3 + 2 * 2 / 7) / 11)
     assert res.mean_siou == pytest.approx(2 / 4) and res.mean_ppv == pytest.approx(5 / 9)
-    assert res.f1_at(0.5) == pytest.approx(1 / 3)
+    assert res.f1_at(0.5) == pytest.approx(0.75)
 
 
 def test_smiyc_eight_connectivity_and_threshold_strictness():

@@ -26,6 +26,14 @@ from ..metrics.pixel import DEFAULT_BINS
 from .outputs import prepare_out_dir
 from .types import IntRange, SizeArg, dataset_formats, finite_float, positive_float, positive_int
 
+#: --min-gt-size / --min-pred-size: pixels, 0 = no filter
+non_negative_int = IntRange(0)
+#: --track choices and --component-thresholds default; the same as ``eval.accumulate.SMIYC_TRACK_CHOICES`` and
+#: ``DEFAULT_COMPONENT_THRESHOLDS`` (test_smiyc_protocol checks), spelt out so that --help loads neither scipy
+#: nor OpenCV
+SMIYC_TRACK_CHOICES = ('anomaly', 'obstacle', 'none')
+DEFAULT_COMPONENT_THRESHOLDS = 16
+
 if TYPE_CHECKING:
     from .help_format import CommandParser, Subparsers
 
@@ -97,16 +105,36 @@ def add_parser(subparsers: Subparsers) -> CommandParser:
     met.add_argument('--exact', action='store_true', help='exact pixel metrics (small runs only; otherwise binned)')
     met.add_argument('--bins', type=PIXEL_BINS, default=DEFAULT_BINS, help='bins of the streaming pixel metrics')
     met.add_argument(
-        '--threshold', type=finite_float, help='component metrics: anomaly where score > T (default: mid-range)'
+        '--threshold',
+        type=finite_float,
+        help='fixed threshold, anomaly where score > T: Chan et al. segment errors (default: mid-range) and SMIYC '
+        'reported as components.fixed_threshold; the SMIYC headline always uses the pixel-F1-optimal threshold',
     )
     met.add_argument(
-        '--min-gt-size', type=int, default=EVAL_MIN_GT_SIZE, help='SMIYC: ignore GT components smaller than this'
+        '--track',
+        choices=SMIYC_TRACK_CHOICES,
+        default='anomaly',
+        help='SMIYC size filters as the benchmark: anomaly (predicted components < 500 px dropped, GT components '
+        '< 100 px void), obstacle (50 / 10 px), none (--min-pred-size / --min-gt-size); default: anomaly',
+    )
+    met.add_argument(
+        '--min-gt-size',
+        type=non_negative_int,
+        default=EVAL_MIN_GT_SIZE,
+        help='SMIYC with --track none: ignore GT components smaller than this',
     )
     met.add_argument(
         '--min-pred-size',
-        type=int,
+        type=non_negative_int,
         default=EVAL_MIN_PRED_SIZE,
-        help='SMIYC: drop predicted components smaller than this',
+        help='SMIYC with --track none: drop predicted components smaller than this',
+    )
+    met.add_argument(
+        '--component-thresholds',
+        type=positive_int,
+        default=DEFAULT_COMPONENT_THRESHOLDS,
+        help='SMIYC: candidate thresholds scored in the one pass; the one with the best pixel F1 of the run is '
+        'reported (more: closer to the true optimum, slower)',
     )
     met.add_argument(
         '--worst', type=int, default=EVAL_WORST_K, help='worst frames shown per criterion in the HTML report'
@@ -246,8 +274,10 @@ def _options(args: argparse.Namespace, model: str | None, scorer: str | None, ou
         exact=args.exact,
         bins=args.bins,
         threshold=args.threshold,
+        track=args.track,
         min_gt_size=args.min_gt_size,
         min_pred_size=args.min_pred_size,
+        component_thresholds=args.component_thresholds,
         worst_k=args.worst,
         out=out,
     )

@@ -125,7 +125,8 @@ def finish_run(acc: EvalAccumulator, evaluated: dict[str, Any], wall_s: float) -
         'binning': f'{acc.settings.mode}, {acc.settings.bins} bins over {list(acc.calibrated_range or ())}'
         if acc.settings.mode == 'binned'
         else 'exact',
-        'component_threshold': acc.threshold,
+        'smiyc_protocol': acc.smiyc_protocol(),
+        'fixed_threshold': acc.threshold,  # Chan et al. and components.fixed_threshold (score > t)
     }
     result['latency']['wall_s'] = wall_s
     result['latency']['throughput_fps'] = n_ok / wall_s if wall_s > 0 else None

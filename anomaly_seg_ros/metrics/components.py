@@ -22,25 +22,33 @@ components (8-connected components of the prediction), all restricted to the reg
   covering two adjacent objects is not penalised, in the union of one, for the pixels of the other.
 - PPV(k^) = |k^ ∩ K(k^)| / |k^| for k^ in K^, K(k^) the union of the ground-truth components that
   intersect k^ (i.e. the share of k^'s ROI pixels that are anomaly pixels).
-- For a threshold τ: TP(τ) = #{k : sIoU(k) > τ}, FN(τ) = #{k : sIoU(k) <= τ}, FP(τ) = #{k^ : PPV(k^) <= τ},
+- For a threshold τ: TP(τ) = #{k : sIoU(k) >= τ}, FN(τ) = #{k : sIoU(k) < τ}, FP(τ) = #{k^ : PPV(k^) < τ},
   F1(τ) = 2 TP / (2 TP + FN + FP); mean F1 = average of F1(τ) over τ = 0.25, 0.30, ..., 0.75 (11 values).
   Counts are summed over all frames before F1 is formed. mean sIoU / mean PPV average over all
   components of the run (the benchmark's "sIoU gt" and "PPV" columns).
-- Prediction from a score: score > threshold (strict, as the benchmark's instancer).
+- Prediction from a score: score > threshold (strict, as the benchmark's instancer), or score >= threshold
+  with ``inclusive=True`` -- what the evaluator uses at a pixel-curve threshold, whose rule is ">=" (a
+  strict comparison at a tied score level would drop the whole level the pixel F1 was computed with).
 
-Implementation choices, following the official code (github.com/SegmentMeIfYouCan/road-anomaly-benchmark,
-``metrics/instance_segmentation.py``) where the paper is silent:
+These follow the official code (github.com/SegmentMeIfYouCan/road-anomaly-benchmark,
+``road_anomaly_benchmark/metrics/instance_segmentation.py``: ``default_instancer`` and
+``segment_metrics``; the comparisons are ``sIoU_gt >= t`` and ``prec_pred < t``), also where the paper is
+silent:
 
 - Ignore: predicted pixels on gt == 255 are dropped *before* components are formed, so they count in no
   PPV denominator and no sIoU union (a prediction crossing an ignore strip can become two components).
-- ``min_pred_size``: predicted components with fewer pixels (after the ignore removal) are discarded.
+- ``min_pred_size``: predicted components with fewer pixels (after the ignore removal, before the small
+  ground-truth components are voided) are discarded.
 - ``min_gt_size``: ground-truth components with fewer pixels become ignore: they count neither as TP nor
   FN, and prediction pixels on them leave the ROI (they do not enter PPV). The benchmark uses
-  (min_gt_size, min_pred_size) = (100, 500) for the anomaly track, (10, 50) for the obstacle track; the
-  defaults here are 0 (no filtering).
-- Deliberate differences from that code: it counts TP as sIoU >= τ and FP with a symmetric "sIoU of the
-  prediction" (< τ) in place of PPV; here the paper's definitions (> τ, PPV <= τ) are implemented. The
-  comparison only differs at exact ties with τ.
+  (min_gt_size, min_pred_size) = (100, 500) for the anomaly track, (10, 50) for the obstacle track
+  (:data:`SMIYC_TRACKS`); the defaults of this class are 0 (no filtering), the evaluator's ``--track``
+  picks a preset.
+- Not reproduced: the benchmark also reports a mean "sIoU of the predictions" (``sIoU_pred``), used by no
+  F1; it is left out here.
+- The threshold on the score is not part of this metric: the benchmark takes the pixel-F1-optimal
+  threshold of the same run (an oracle). :class:`SmiycThresholdSweep` keeps one metric per candidate
+  threshold so that a single pass over the frames can report it; ``eval.accumulate`` picks the candidate.
 
 Chan, Rottmann, Gottschalk, "Entropy Maximization and Meta Classification for Out-of-Distribution
 Detection in Semantic Segmentation" (ICCV 2021), sections 3.2, 4 and 7
@@ -98,16 +106,20 @@ from .checks import (
 
 __all__ = [
     'SMIYC_TAUS',
+    'SMIYC_TRACKS',
     'ChanSegmentMetrics',
     'ChanSegmentResult',
     'SmiycComponentMetrics',
     'SmiycResult',
+    'SmiycThresholdSweep',
     'chan_segment_metrics',
     'smiyc_component_metrics',
 ]
 
 #: τ = 0.25, 0.30, ..., 0.75, rounded so that e.g. 0.3 is the same float as a ratio 3/10.
 SMIYC_TAUS: tuple[float, ...] = tuple(round(0.25 + 0.05 * i, 2) for i in range(11))
+#: the benchmark's size filters per track: (min_pred_size, min_gt_size) in pixels (``MetricSegment.configs``).
+SMIYC_TRACKS: dict[str, tuple[int, int]] = {'anomaly': (500, 100), 'obstacle': (50, 10)}
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
@@ -203,21 +215,18 @@ class SmiycResult:
         raise ValueError(f'tau {tau} is not one of {self.taus}')
 
 
-def _smiyc_frame(
-    mask: np.ndarray, gt: np.ndarray, min_gt_size: int, min_pred_size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(sIoU per GT component, PPV per predicted component, their ROI sizes) for one frame.
+@dataclass(frozen=True, eq=False)
+class _GtFrame:
+    """One frame's ground-truth side, shared by every threshold of a sweep: labels, ROI and ROI labels."""
 
-    ``mask`` already has the ignore pixels removed. All per-component sums come from bincounts over the
-    ROI and from the list of overlapping (GT, prediction) pairs, so the cost is O(pixels + pairs).
-    """
+    n_gt: int
+    roi: np.ndarray  # bool HxW: not ignore and not on a too-small GT component
+    g: np.ndarray  # GT label of each ROI pixel (0: in-distribution)
+    gt_size: np.ndarray  # ROI pixels per GT label
+
+
+def _gt_frame(gt: np.ndarray, min_gt_size: int) -> _GtFrame:
     n_gt, gt_lab = _components(gt == ANOMALY_ID)
-    n_pr, pr_lab = _components(mask)
-    if min_pred_size and n_pr > 1:
-        small = np.bincount(pr_lab.ravel(), minlength=n_pr) < min_pred_size
-        small[0] = False
-        if small.any():
-            pr_lab = _drop_labels(pr_lab, small)
     roi = gt != ANOMALY_IGNORE
     if min_gt_size and n_gt > 1:
         small = np.bincount(gt_lab.ravel(), minlength=n_gt) < min_gt_size
@@ -226,8 +235,28 @@ def _smiyc_frame(
             roi &= ~small[gt_lab]
             gt_lab = _drop_labels(gt_lab, small)
     g = gt_lab[roi]
-    p = pr_lab[roi]
-    gt_size = np.bincount(g, minlength=n_gt)
+    return _GtFrame(n_gt, roi, g, np.bincount(g, minlength=n_gt))
+
+
+def _smiyc_frame(
+    mask: np.ndarray, gt: np.ndarray | _GtFrame, min_gt_size: int, min_pred_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sIoU per GT component, PPV per predicted component, their ROI sizes) for one frame.
+
+    ``mask`` already has the ignore pixels removed; ``gt`` is the uint8 map or its prepared
+    :class:`_GtFrame` (a sweep labels the ground truth once for all its thresholds). All per-component
+    sums come from bincounts over the ROI and from the list of overlapping (GT, prediction) pairs, so the
+    cost is O(pixels + pairs).
+    """
+    prep = gt if isinstance(gt, _GtFrame) else _gt_frame(gt, min_gt_size)
+    n_gt, g, gt_size = prep.n_gt, prep.g, prep.gt_size
+    n_pr, pr_lab = _components(mask)
+    if min_pred_size and n_pr > 1:
+        small = np.bincount(pr_lab.ravel(), minlength=n_pr) < min_pred_size
+        small[0] = False
+        if small.any():
+            pr_lab = _drop_labels(pr_lab, small)
+    p = pr_lab[prep.roi]
     pr_size = np.bincount(p, minlength=n_pr)
     in_gt = g > 0
     pr_in_gt = np.bincount(p[in_gt], minlength=n_pr)  # |k^ ∩ K(k^)|: every GT pixel of k^ is in K(k^)
@@ -259,9 +288,9 @@ def _smiyc_finalize(
     siou = np.concatenate(sious) if sious else np.zeros(0)
     ppv = np.concatenate(ppvs) if ppvs else np.zeros(0)
     t = np.asarray(taus, dtype=np.float64)[:, None]
-    tp = np.count_nonzero(siou[None, :] > t, axis=1)
+    tp = np.count_nonzero(siou[None, :] >= t, axis=1)  # the benchmark: sIoU_gt >= t
     fn = siou.size - tp
-    fp = np.count_nonzero(ppv[None, :] <= t, axis=1)
+    fp = np.count_nonzero(ppv[None, :] < t, axis=1)  # the benchmark: prec_pred < t
     denom = 2 * tp + fn + fp
     f1 = np.full(len(taus), np.nan)
     f1[denom > 0] = 2 * tp[denom > 0] / denom[denom > 0]
@@ -295,7 +324,8 @@ def _smiyc_finalize(
 class SmiycComponentMetrics:
     """Streaming SegmentMeIfYouCan component metrics (sIoU, PPV, F1 per τ, mean F1); see module docstring.
 
-    ``threshold``: predicted anomaly where score > threshold (float inputs); bool masks are used as given.
+    ``threshold``: predicted anomaly where score > threshold (float inputs), score >= threshold with
+    ``inclusive``; bool masks are used as given.
     """
 
     def __init__(
@@ -305,8 +335,12 @@ class SmiycComponentMetrics:
         min_gt_size: int = 0,
         min_pred_size: int = 0,
         taus: Sequence[float] = SMIYC_TAUS,
+        inclusive: bool = False,
     ) -> None:
         self.threshold = _check_threshold(threshold)
+        if not isinstance(inclusive, bool):
+            raise ValueError(f'inclusive must be True or False, got {inclusive!r}')
+        self.inclusive = inclusive
         self.min_gt_size = _check_min_size(min_gt_size, 'min_gt_size')
         self.min_pred_size = _check_min_size(min_pred_size, 'min_pred_size')
         self.taus = tuple(float(t) for t in taus)
@@ -324,8 +358,11 @@ class SmiycComponentMetrics:
 
     def update(self, pred: np.ndarray, gt: np.ndarray) -> None:
         """Add one frame: ``pred`` bool mask or float score (needs ``threshold``), ``gt`` in {0, 1, 255}."""
-        mask, gt = _prediction_and_gt(pred, gt, self.threshold, strict=True)
-        siou, ppv, gt_size, pred_size = _smiyc_frame(mask, gt, self.min_gt_size, self.min_pred_size)
+        mask, gt = _prediction_and_gt(pred, gt, self.threshold, strict=not self.inclusive)
+        self._add(_smiyc_frame(mask, gt, self.min_gt_size, self.min_pred_size))
+
+    def _add(self, frame: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+        siou, ppv, gt_size, pred_size = frame
         self._siou.append(siou)
         self._ppv.append(ppv)
         self._gt_sizes.append(gt_size)
@@ -341,6 +378,7 @@ class SmiycComponentMetrics:
         'metric',
         'version',
         'threshold',
+        'inclusive',
         'min_gt_size',
         'min_pred_size',
         'taus',
@@ -354,6 +392,7 @@ class SmiycComponentMetrics:
     def _config(self) -> dict[str, Any]:
         return {
             'threshold': self.threshold,
+            'inclusive': self.inclusive,
             'min_gt_size': self.min_gt_size,
             'min_pred_size': self.min_pred_size,
             'taus': self.taus,
@@ -383,12 +422,13 @@ class SmiycComponentMetrics:
     def state_dict(self) -> dict[str, Any]:
         """Configuration and per-component values as plain values and 1-D numpy arrays (np.savez-safe).
 
-        ``threshold`` is [t], or [] for a metric fed bool masks only.
+        ``threshold`` is [t], or [] for a metric fed bool masks only; ``inclusive`` 1 for the >= rule.
         """
         return {
             'metric': 'SmiycComponentMetrics',
             'version': STATE_VERSION,
             'threshold': optional_float(self.threshold),
+            'inclusive': int(self.inclusive),  # 0 / 1: a plain int survives np.savez and JSON alike
             'min_gt_size': self.min_gt_size,
             'min_pred_size': self.min_pred_size,
             'taus': list(self.taus),
@@ -404,9 +444,13 @@ class SmiycComponentMetrics:
         name = 'SmiycComponentMetrics'
         state_keys(state, self._STATE_KEYS, name)
         threshold = state_floats(state, 'threshold', name, (0, 1))
+        inclusive = state_int(state, 'inclusive', name)
+        if inclusive not in (0, 1):
+            raise ValueError(f"{name} state: 'inclusive' must be 0 or 1, got {inclusive!r}")
         self._check_compatible(
             {
                 'threshold': threshold[0] if threshold else None,
+                'inclusive': bool(inclusive),
                 'min_gt_size': state_int(state, 'min_gt_size', name),
                 'min_pred_size': state_int(state, 'min_pred_size', name),
                 'taus': state_floats(state, 'taus', name),
@@ -440,6 +484,61 @@ def smiyc_component_metrics(
     for pred, gt in paired_frames(preds, gts, 'preds', 'gts'):
         acc.update(pred, gt)
     return acc.compute()
+
+
+class SmiycThresholdSweep:
+    """One :class:`SmiycComponentMetrics` per candidate threshold (rule score >= t), fed in one pass.
+
+    Why: the benchmark scores components at the pixel-F1-optimal threshold of the same run, known only
+    after the last frame. Keeping the score maps until then would grow with the run; keeping per-component
+    values at a few candidate thresholds stays bounded (components x candidates), and the caller picks
+    the candidate afterwards. The ground truth is labelled once per frame for all candidates. Each
+    candidate's metric equals ``SmiycComponentMetrics(t, inclusive=True, ...)`` fed the same frames.
+    """
+
+    def __init__(
+        self,
+        thresholds: Sequence[float],
+        *,
+        min_gt_size: int = 0,
+        min_pred_size: int = 0,
+        taus: Sequence[float] = SMIYC_TAUS,
+    ) -> None:
+        values = [_check_threshold(t) for t in thresholds]
+        if not values:
+            raise ValueError('SmiycThresholdSweep needs at least one threshold')
+        self.thresholds = tuple(sorted({float(t) for t in values if t is not None}))
+        self.metrics = [
+            SmiycComponentMetrics(t, min_gt_size=min_gt_size, min_pred_size=min_pred_size, taus=taus, inclusive=True)
+            for t in self.thresholds
+        ]
+        self.min_gt_size = self.metrics[0].min_gt_size
+        self.min_pred_size = self.metrics[0].min_pred_size
+
+    def update(self, score: np.ndarray, gt: np.ndarray) -> None:
+        """Add one frame (float ``score``, ``gt`` in {0, 1, 255}) to every candidate."""
+        check_2d(score, 'score')
+        if not np.issubdtype(np.asarray(score).dtype, np.floating):
+            raise ValueError(f'score must be floating-point, got dtype {np.asarray(score).dtype}')
+        _, gt = _prediction_and_gt(score, gt, self.thresholds[0], strict=False)  # validates score and gt
+        prep = _gt_frame(gt, self.min_gt_size)
+        keep = gt != ANOMALY_IGNORE
+        for t, metric in zip(self.thresholds, self.metrics, strict=True):
+            metric._add(_smiyc_frame((score >= t) & keep, prep, self.min_gt_size, self.min_pred_size))
+            metric.n_frames += 1
+
+    def compute(self) -> list[SmiycResult]:
+        """One result per threshold, aligned with ``thresholds``."""
+        return [m.compute() for m in self.metrics]
+
+    def merge(self, other: SmiycThresholdSweep) -> None:
+        """Add ``other``'s frames (same thresholds and filters) to this sweep, in place."""
+        if not isinstance(other, SmiycThresholdSweep):
+            raise ValueError(f'cannot merge a {type(other).__name__} into a SmiycThresholdSweep')
+        if other.thresholds != self.thresholds:
+            raise merge_mismatch('SmiycThresholdSweep', 'thresholds', self.thresholds, other.thresholds)
+        for mine, theirs in zip(self.metrics, other.metrics, strict=True):
+            mine.merge(theirs)
 
 
 # ---------------------------------------------------------------------------------------------------

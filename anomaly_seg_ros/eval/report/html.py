@@ -4,7 +4,8 @@ The page works offline: inline CSS, no script, no external font or URL; every fi
 photos) embedded as a base64 data URI. Top to bottom it shows:
 
 1. what was evaluated (``report['evaluated']`` as a definition table, first so nobody can miss it);
-2. a headline row: AP, FPR95, AUROC, mIoU (when present), frames, dropped;
+2. a headline row: AP, FPR95, AUROC, mIoU and SMIYC mean F1 (when present, the latter with its track and
+   threshold policy), frames, dropped;
 3. figures: PR and ROC curves (with the FPR95 point), the in-distribution vs anomaly score histogram,
    latency over time (p50 / p95 lines, dropped / late / skipped frames marked);
 4. every other section of ``report`` as tables (nested dicts flattened to dotted keys, floats with 4
@@ -131,6 +132,9 @@ def headline_cards(report: Mapping, frames: Sequence[FrameRecord]) -> list[Card]
         miou = finite(seg.get('miou'))
         sub = 'segmentation, dataset-wide' if miou is not None else (note_of(seg) or 'undefined')
         cards.append(Card('mIoU', format_number(miou), sub, bad=miou is None))
+    comp = report.get('components')
+    if isinstance(comp, Mapping) and isinstance(comp.get('smiyc'), Mapping):
+        cards.append(_smiyc_card(comp))
     counts = _frame_counts(frames)
     if frames:
         parts = [f'{counts["ok"]} ok']
@@ -149,6 +153,19 @@ def headline_cards(report: Mapping, frames: Sequence[FrameRecord]) -> list[Card]
         dropped = lat.get('dropped')
     cards.append(Card('dropped', format_number(dropped), 'messages the node dropped', bad=bool(dropped)))
     return cards
+
+
+def _smiyc_card(comp: Mapping) -> Card:
+    """SMIYC mean F1 with what it was computed at: the track's size filters and the threshold policy."""
+    f1 = finite(comp['smiyc'].get('mean_f1'))
+    t = finite(comp.get('threshold'))
+    where = f'track {comp.get("track")} ({comp.get("min_pred_size")} / {comp.get("min_gt_size")} px)'
+    if t is None:
+        return Card('SMIYC mean F1', format_number(f1), f'{where}; {note_of(comp["smiyc"]) or "no threshold"}', True)
+    policy = str(comp.get('threshold_policy', ''))
+    if comp.get('threshold_is_optimal') is False:
+        policy += f', best candidate; run optimum {format_number(finite(comp.get("pixel_f1_optimal_threshold"))).text}'
+    return Card('SMIYC mean F1', format_number(f1), f'{where}; at {format_number(t).text} ({policy})', f1 is None)
 
 
 def frame_rows(frames: Sequence[FrameRecord]) -> list[FrameRow]:
