@@ -169,6 +169,8 @@ class ModelConfig:
     taps: dict[str, str] = field(default_factory=dict)
     #: per-scorer entries: {NAME: {'params': {...}, 'artefacts': {KEY: FILE}}}, FILE relative to the folder
     scorers: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: obstacle stage files beside model.yaml: {'meta': FILE} (the meta classifier of `anomaly-seg fit meta`)
+    obstacles: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -207,6 +209,7 @@ def load_model_config(path: str | Path) -> ModelConfig:
     void_channel = r.get('void_channel', bool, False)
     taps = _taps(r, fmt)
     scorers = _scorer_entries(r)
+    obstacles = _obstacles(r)
     ri = _Reader(r.get('input', dict), str(path), 'input.')
     height = ri.get('height', int)
     width = ri.get('width', int)
@@ -240,6 +243,7 @@ def load_model_config(path: str | Path) -> ModelConfig:
         void_channel=void_channel,
         taps=taps,
         scorers=scorers,
+        obstacles=obstacles,
     )
 
 
@@ -286,6 +290,17 @@ def _scorer_entries(r: _Reader) -> dict[str, dict[str, dict[str, Any]]]:
             raise r.fail(f'{key}.artefacts', f'must map artefact keys to file names, got {artefacts!r}')
         out[str(name)] = {'params': dict(params), 'artefacts': dict(artefacts)}
     return out
+
+
+def _obstacles(r: _Reader) -> dict[str, str]:
+    raw = r.get('obstacles', dict, {})
+    unknown = sorted(set(map(str, raw)) - {'meta'})
+    if unknown:
+        raise r.fail('obstacles', f'unknown key(s) {", ".join(unknown)}; allowed: meta')
+    meta = raw.get('meta')
+    if meta is not None and (not isinstance(meta, str) or not meta):
+        raise r.fail('obstacles.meta', f'must be a file name beside model.yaml, got {meta!r}')
+    return {} if meta is None else {'meta': meta}
 
 
 def _triple(r: _Reader, name: str, default: tuple[float, float, float]) -> tuple[float, float, float]:

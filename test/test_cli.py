@@ -132,6 +132,7 @@ def test_every_subcommand_module_is_registered() -> None:
         'build-engine',
         'bench',
         'bench-metrics',
+        'bench-obstacles',
         'profile',
         'demo',
     }

@@ -42,6 +42,8 @@ running one frame through the Pipeline with the fitted scorer. Methods:
 
   sml    standardized max-logit (Jung et al. 2021): per-class max-logit statistics, no labels needed
   flow   Real-NVP density of feature-tap embeddings (Fishyscapes sec. 4.2)
+  meta   obstacle meta classifier (Chan et al. sec. 4): TP vs FP segments, needs anomaly ground truth;
+         recorded under `obstacles:` (no scorer)
 
 `anomaly-seg fit METHOD --help` lists the frame-source options and the method's own options. Example:
 
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     model_dir = resolve_model_dir(opts.model)
     cfg = load_model_config(model_dir)
-    if args.method in cfg.scorers and not opts.overwrite:
+    if args.method in cfg.scorers and args.method != 'meta' and not opts.overwrite:
         raise ConfigError(
             f'{model_dir / "model.yaml"} already has scorers.{args.method}; pass --overwrite to fit it again '
             '(its files are replaced)'
@@ -148,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     for f in files:
         print(f'wrote {f} ({f.stat().st_size / 1e3:.1f} kB)')
     default = ' (now the default scorer)' if opts.set_default else ''
-    print(f'updated {yaml_path}: scorers.{result.scorer}{default}; taps {result.taps or "none"}')
+    recorded = [f'scorers.{result.scorer}'] if result.record_scorer else []
+    recorded += list(result.model_yaml)
+    print(f'updated {yaml_path}: {", ".join(recorded)}{default}; taps {result.taps or "none"}')
     print(
         f'check: Pipeline with scorer {result.scorer!r} ran one {check["frame"]} frame in {check["ms"]:.0f} ms, '
         f'scores {check["score_min"]:.3g}..{check["score_max"]:.3g}'

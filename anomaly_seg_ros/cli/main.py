@@ -22,6 +22,7 @@ from . import (
     bag,
     bench,
     bench_metrics,
+    bench_obstacles,
     blend,
     build_engine,
     demo,
@@ -62,6 +63,7 @@ COMMANDS: tuple[Subcommand, ...] = (
     build_engine,
     bench,
     bench_metrics,
+    bench_obstacles,
     profile,
     demo,
 )

@@ -15,4 +15,4 @@ from __future__ import annotations
 __all__ = ['FITTERS']
 
 #: method name -> module path of its fitter
-FITTERS = {'sml': 'anomaly_seg_ros.fit.sml', 'flow': 'anomaly_seg_ros.fit.flow'}
+FITTERS = {'sml': 'anomaly_seg_ros.fit.sml', 'flow': 'anomaly_seg_ros.fit.flow', 'meta': 'anomaly_seg_ros.fit.meta'}

@@ -20,6 +20,9 @@ class FitResult:
     params:    the scorer's parameters as fitted (model.yaml `scorers.NAME.params`).
     taps:      feature taps the scorer needs: name -> module path (own nets) or ONNX tensor name; {} for none.
     summary:   figures for the log and --json (plain numbers, strings, lists, dicts).
+    record_scorer: False for a fit that is no scorer (fit meta): no `scorers:` entry is written; `scorer` is
+               then the scorer the fit worked with (the check runs the Pipeline with it).
+    model_yaml: top-level model.yaml keys the fit sets (fit meta: `obstacles`), merged over what is there.
     """
 
     scorer: str
@@ -27,6 +30,8 @@ class FitResult:
     params: dict[str, Any]
     taps: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    record_scorer: bool = True
+    model_yaml: dict[str, Any] = field(default_factory=dict)
 
 
 def save_artefact(path: Path, obj: Any) -> Path:

@@ -46,7 +46,13 @@ def update_model_yaml(model_dir: Path, result: FitResult, set_default: bool = Fa
     updated = dict(data)
     if result.taps:
         updated['taps'] = {**taps, **result.taps}
-    updated['scorers'] = {**scorers, result.scorer: entry}
+    if result.record_scorer:
+        updated['scorers'] = {**scorers, result.scorer: entry}
+    elif set_default:
+        raise ConfigError(f'{path}: this fit records no scorer, so it cannot be made the default scorer')
+    for key, value in result.model_yaml.items():
+        old = updated.get(key)
+        updated[key] = {**old, **_plain(value)} if isinstance(old, dict) and isinstance(value, dict) else _plain(value)
     if set_default:
         updated['scorer'] = result.scorer
     text = yaml.safe_dump(updated, sort_keys=False, allow_unicode=True)

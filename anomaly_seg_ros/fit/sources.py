@@ -18,8 +18,8 @@ bag's /ground_truth/anomaly topic or a dataset's anomaly masks are passed along 
 anomalous pixels out of in-distribution statistics.
 
 The synthetic world renders frames at the model's input size with `anomaly_prob` 0, the configuration
-`train seg` trains on (seed 0 there), so `--synthetic N --seed 0` is the training split; the proxy obstacle
-family (meant for outlier exposure) is never used here.
+`train seg` trains on (seed 0 there), so `--synthetic N --seed 0` is the training split; without obstacles
+unless the fitter asks for them (fit meta's --anomaly-family: it needs anomaly ground truth).
 """
 
 from __future__ import annotations
@@ -196,7 +196,14 @@ def open_frames(args: argparse.Namespace, model: ModelConfig) -> FrameSource:
     elif args.dataset is not None:
         source = _dataset_frames(args.dataset, Path(args.root), args.split, model)
     else:
-        source = _synthetic_frames(args.synthetic, 0 if args.seed is None else args.seed, args.synthetic_size, model)
+        source = _synthetic_frames(
+            args.synthetic,
+            0 if args.seed is None else args.seed,
+            args.synthetic_size,
+            model,
+            getattr(args, 'anomaly_family', None),
+            getattr(args, 'anomaly_prob', 0.5),
+        )
     if limit is not None:
         source.length = min(source.length, limit)
     if source.length == 0:
@@ -280,11 +287,26 @@ def _dataset_frames(fmt: str, root: Path, split: str | None, model: ModelConfig)
 # --------------------------------------------------------------------------- synthetic world
 
 
-def _synthetic_frames(count: int, seed: int, size: tuple[int, int] | None, model: ModelConfig) -> FrameSource:
+def _synthetic_frames(
+    count: int,
+    seed: int,
+    size: tuple[int, int] | None,
+    model: ModelConfig,
+    anomaly_family: str | None = None,
+    anomaly_prob: float = 0.5,
+) -> FrameSource:
+    """`anomaly_family` None: no obstacles (in-distribution fits); a family name (a fitter that needs anomaly
+    ground truth, fit meta, adds --anomaly-family): obstacles of that family in `anomaly_prob` of the frames."""
     from ..data.synthetic import SyntheticWorld, WorldConfig  # noqa: PLC0415
 
     w, h = size or (model.input.width, model.input.height)
-    world = SyntheticWorld(count, seed=seed, config=WorldConfig(height=h, width=w, anomaly_prob=0.0))
+    if anomaly_family is None:
+        config = WorldConfig(height=h, width=w, anomaly_prob=0.0)
+        what = 'no obstacles'
+    else:
+        config = WorldConfig(height=h, width=w, anomaly_prob=anomaly_prob, anomaly_family=anomaly_family)
+        what = f'{anomaly_family} obstacles in {anomaly_prob:g} of the frames'
+    world = SyntheticWorld(count, seed=seed, config=config)
 
     def get(i: int) -> tuple[str, Sample]:
         return f'synthetic frame {i} (seed {seed})', world[i]
@@ -293,7 +315,7 @@ def _synthetic_frames(count: int, seed: int, size: tuple[int, int] | None, model
         for i in range(count):
             yield get(i)
 
-    return FrameSource(f'{count} synthetic frames {w}x{h} (seed {seed}, no obstacles)', count, iterate, model, get)
+    return FrameSource(f'{count} synthetic frames {w}x{h} (seed {seed}, {what})', count, iterate, model, get)
 
 
 # --------------------------------------------------------------------------- bags
