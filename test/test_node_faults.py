@@ -34,6 +34,7 @@ from anomaly_seg_ros.errors import ConfigError, NonFiniteOutputError  # noqa: E4
 from anomaly_seg_ros.io.image_codec import encode_compressed, rgb_to_image  # noqa: E402
 from anomaly_seg_ros.pipeline import Result  # noqa: E402
 from anomaly_seg_ros.ros import node as node_mod  # noqa: E402
+from anomaly_seg_ros.ros import outputs as outputs_mod  # noqa: E402
 from anomaly_seg_ros.ros.harness import FrameClient, NodeProcess, isolated_ros_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,12 +125,12 @@ def _wire(node: node_mod.AnomalySegNode) -> tuple[Clock, dict[str, Recorder]]:
     node._now = clock
     node.stats.started = clock.t
     pubs = {'seg': Recorder(), 'score': Recorder(), 'color': Recorder(), 'heat': Recorder()}
-    node.pub_seg, node.pub_score, node.pub_color, node.pub_heat = (
-        pubs['seg'],
-        pubs['score'],
-        pubs['color'],
-        pubs['heat'],
-    )
+    node.pubs = {
+        'segmentation': pubs['seg'],
+        'anomaly_score': pubs['score'],
+        'segmentation/color': pubs['color'],
+        'anomaly_heatmap': pubs['heat'],
+    }
     return clock, pubs
 
 
@@ -264,7 +265,7 @@ def test_visualisations_rendered_only_for_subscribers_and_live_switches(
     _, pubs = _wire(node)
     pubs['color'].subs = pubs['heat'].subs = 0
     rendered: list[int] = []
-    monkeypatch.setattr(node_mod, 'heatmap_overlay', lambda *a: rendered.append(1) or np.zeros((8, 10, 3), np.uint8))
+    monkeypatch.setattr(outputs_mod, 'heatmap_overlay', lambda *a: rendered.append(1) or np.zeros((8, 10, 3), np.uint8))
     _feed(node, 'raw', _raw(10))
     assert len(pubs['seg'].msgs) == 1 and not pubs['color'].msgs and not pubs['heat'].msgs and not rendered
     pubs['color'].subs = pubs['heat'].subs = 1
@@ -447,3 +448,34 @@ def test_malloc_tuning_applied_by_default_and_reported(
     node = _make_node(ros_context, monkeypatch, tune_malloc=False)
     made.append(node)
     assert _diag(node)[2]['malloc_tuning'].startswith('off') and not calls
+
+
+def test_outputs_come_from_one_table(ros_context: Context, monkeypatch: pytest.MonkeyPatch, made: list) -> None:
+    """A new output is one entry in ros/outputs.py: the node creates its publisher (when its switch is on),
+    renders it per frame (only for a subscriber when on demand), and the harness lists it."""
+    from anomaly_seg_ros.ros.harness import OUTPUT_TOPICS
+
+    assert list(OUTPUT_TOPICS) == [o.name for o in outputs_mod.OUTPUTS if o.msg_type is Image]
+    rendered: list[float] = []
+
+    def render(f: outputs_mod.OutputFrame) -> Image:
+        rendered.append(float(f.result.score.mean()))
+        return outputs_mod.image_msg(f.header, f.result.labels, 'mono8')
+
+    extra = outputs_mod.Output('extra', Image, 'mono8', render, switch='publish_heatmap', on_demand=True)
+    monkeypatch.setattr(node_mod, 'OUTPUTS', (*outputs_mod.OUTPUTS, extra))
+    node = _make_node(ros_context, monkeypatch)
+    made.append(node)
+    assert node.pubs['extra'].topic_name.endswith('/anomaly_seg/extra')
+    _, pubs = _wire(node)
+    pubs['extra'] = node.pubs['extra'] = Recorder()
+    pubs['extra'].subs = 0
+    _feed(node, 'raw', _raw(10))
+    assert not pubs['extra'].msgs and not rendered  # on demand: nobody listens
+    pubs['extra'].subs = 1
+    _feed(node, 'raw', _raw(10))
+    assert len(pubs['extra'].msgs) == 1 and len(rendered) == 1
+    (r,) = node.set_parameters([Parameter('publish_heatmap', value=False)])
+    assert r.successful
+    _feed(node, 'raw', _raw(10))
+    assert len(pubs['extra'].msgs) == 1 and len(pubs['seg'].msgs) == 3  # switched off live; the rest goes on

@@ -120,7 +120,7 @@ def test_the_node_runs_each_fitted_scorer(model: Path, ros_context: Context, sco
     try:
         assert node.pipeline.scorer.name == scorer and node.pipeline.backend.name == backend
         seg, score = _Recorder(), _Recorder()
-        node.pub_seg, node.pub_score = seg, score  # the worker is idle until a frame is parked
+        node.pubs.update({'segmentation': seg, 'anomaly_score': score})  # the worker is idle until a frame is parked
         frame = _frame(CAMERA, seed=99)  # not one of the fit's frames
         msg = _image(frame)
         node._park('raw', msg)  # what the subscription callback does; the node's own worker processes it

@@ -36,6 +36,7 @@ from ..config import shipped_config_file
 from ..io.image_codec import rgb_to_image
 from .malloc_tuning import tune_malloc_for_frames
 from .messages import uint8_array
+from .outputs import OUTPUTS
 
 __all__ = [
     'FrameClient',
@@ -47,13 +48,8 @@ __all__ = [
     'ros_env_applied',
 ]
 
-#: output topic suffix under the node's namespace -> expected encoding
-OUTPUT_TOPICS = {
-    'segmentation': 'mono8',
-    'segmentation/color': 'rgb8',
-    'anomaly_score': '32FC1',
-    'anomaly_heatmap': 'bgr8',
-}
+#: output topic suffix under the node's namespace -> expected encoding: the node's own table (ros/outputs.py)
+OUTPUT_TOPICS = {o.name: o.encoding for o in OUTPUTS if o.msg_type is Image}
 
 
 def ros_distro() -> str:

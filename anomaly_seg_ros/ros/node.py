@@ -43,9 +43,8 @@ from ..config import PARAMETER_RANGES, NodeConfig
 from ..errors import AnomalySegError, CodecError, ConfigError, NonFiniteOutputError
 from ..io.image_codec import compressed_msg_to_rgb, image_msg_to_rgb
 from ..pipeline import STAGES, Pipeline
-from ..viz import colorize_fast, heatmap_overlay
 from .malloc_tuning import tune_malloc_for_frames
-from .messages import image_msg
+from .outputs import OUTPUTS, OutputFrame
 
 __all__ = ['AnomalySegNode', 'main']
 
@@ -154,10 +153,8 @@ class AnomalySegNode(Node):
         self._last_log = -float('inf')
 
         self._out_qos = output_qos(self.cfg.output_qos)
-        self.pub_seg = self.create_publisher(Image, '~/segmentation', self._out_qos)
-        self.pub_score = self.create_publisher(Image, '~/anomaly_score', self._out_qos)
-        self.pub_color: Any = None
-        self.pub_heat: Any = None
+        #: output name -> publisher, for the outputs switched on so far (ros/outputs.py: the table of outputs)
+        self.pubs: dict[str, Any] = {}
         self._make_switched_publishers(self.cfg)
         if hasattr(self, 'add_pre_set_parameters_callback'):  # Iron and later; Humble has no pre-set stage
             self.add_pre_set_parameters_callback(self._ints_as_floats)
@@ -185,11 +182,10 @@ class AnomalySegNode(Node):
             self.stats.lost += int(event.total_count_change)
 
     def _make_switched_publishers(self, cfg: NodeConfig) -> None:
-        """The colour and heatmap topics exist once switched on; switching off (live) stops publishing on them."""
-        if cfg.publish_color and self.pub_color is None:
-            self.pub_color = self.create_publisher(Image, '~/segmentation/color', self._out_qos)
-        if cfg.publish_heatmap and self.pub_heat is None:
-            self.pub_heat = self.create_publisher(Image, '~/anomaly_heatmap', self._out_qos)
+        """A switched output's topic exists once switched on; switching it off (live) stops publishing on it."""
+        for out in OUTPUTS:
+            if out.enabled(cfg) and out.name not in self.pubs:
+                self.pubs[out.name] = self.create_publisher(out.msg_type, f'~/{out.name}', self._out_qos)
 
     # -- parameters ---------------------------------------------------------------------------------------
     def _read_parameters(self) -> NodeConfig:
@@ -337,15 +333,14 @@ class AnomalySegNode(Node):
             self.stats.done_times.append(now)
 
     def _publish(self, header: Any, rgb: np.ndarray, result: Any, cfg: NodeConfig) -> None:
-        self.pub_seg.publish(image_msg(header, result.labels, 'mono8'))
-        self.pub_score.publish(image_msg(header, result.score.astype(np.float32, copy=False), '32FC1'))
-        # the visualisations cost more than the pipeline at high resolutions: render them only for a subscriber
-        color, heat = self.pub_color, self.pub_heat
-        if cfg.publish_color and color is not None and color.get_subscription_count() > 0:
-            color.publish(image_msg(header, colorize_fast(result.labels), 'rgb8'))
-        if cfg.publish_heatmap and heat is not None and heat.get_subscription_count() > 0:
-            overlay = heatmap_overlay(rgb, result.score, result.score_range, cfg.heatmap_alpha)
-            heat.publish(image_msg(header, overlay, 'bgr8'))
+        frame = OutputFrame(header, rgb, result, cfg)
+        for out in OUTPUTS:
+            pub = self.pubs.get(out.name)
+            if pub is None or not out.enabled(cfg):
+                continue
+            if out.on_demand and pub.get_subscription_count() == 0:
+                continue  # a visualisation nobody looks at is not rendered
+            pub.publish(out.render(frame))
 
     def _log(self, text: str, error: bool = False) -> None:
         """Throttled: at most one line per log_throttle_s, with the counters so far."""
