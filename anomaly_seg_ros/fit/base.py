@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ['FitResult', 'save_artefact']
+__all__ = ['FitResult', 'int_at_least', 'save_artefact']
 
 
 @dataclass
@@ -48,3 +50,18 @@ def save_artefact(path: Path, obj: Any) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """An argparse type for fitter options: a whole number >= lo, else a message naming the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = lo - 1
+        if value < lo:
+            raise argparse.ArgumentTypeError(f'expected a whole number >= {lo}, got {text!r}')
+        return value
+
+    return parse

@@ -55,7 +55,7 @@ from ..obstacles import (
 )
 from ..obstacles.detection import ground_truth_objects, road_mask
 from ..obstacles.features import FEATURE_NAMES
-from .base import FitResult
+from .base import FitResult, int_at_least
 
 __all__ = ['ARTEFACT', 'DEFAULT_THRESHOLDS', 'HELP', 'add_arguments', 'fit', 'parse_polygon']
 
@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help='choosing t: only among those whose road miss rate with the classifier is at most this many %% (1.0)',
     )
-    g.add_argument('--min-size', type=_int_at_least(1), default=20, help='drop segments under this many pixels (20)')
+    g.add_argument('--min-size', type=int_at_least(1), default=20, help='drop segments under this many pixels (20)')
     g.add_argument(
         '--ego-polygon',
         type=parse_polygon,
@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="drop segments mostly inside this polygon: 'x,y x,y x,y ...' image-relative 0..1 (the ego bonnet)",
     )
     g.add_argument('--decision-threshold', type=_probability, default=0.5, help='keep a segment when p(TP) >= this')
-    g.add_argument('--folds', type=_int_at_least(2), default=5, help='cross-validation folds, grouped by frame (5)')
+    g.add_argument('--folds', type=int_at_least(2), default=5, help='cross-validation folds, grouped by frame (5)')
     g.add_argument('--C', dest='c', type=float, default=1.0, help='inverse L2 strength of the regression (1.0)')
     g.add_argument(
         '--backend', default='auto', help='backend running the net while fitting (auto, torch, onnxruntime, ...)'
@@ -108,19 +108,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.8,
         help='--synthetic: chance that a frame holds obstacles (0.8)',
     )
-
-
-def _int_at_least(lo: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = lo - 1
-        if value < lo:
-            raise argparse.ArgumentTypeError(f'expected a whole number >= {lo}, got {text!r}')
-        return value
-
-    return parse
 
 
 def _probability(text: str) -> float:

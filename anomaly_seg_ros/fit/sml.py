@@ -25,14 +25,14 @@ import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..classes import ANOMALY_ID
 from ..data.sample import Sample
 from ..errors import ConfigError
-from .base import FitResult, save_artefact
+from .base import FitResult, int_at_least, save_artefact
 
 if TYPE_CHECKING:
     import torch
@@ -49,35 +49,22 @@ PAPER = {'boundary_iterations': 4, 'boundary_width': 8, 'smoothing_kernel': 7, '
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group('sml options (post-processing sizes in logit pixels; default: scaled, see --help)')
-    g.add_argument('--boundary-iterations', type=_int_at_least(0), default=None, help='0 turns suppression off (4)')
+    g.add_argument('--boundary-iterations', type=int_at_least(0), default=None, help='0 turns suppression off (4)')
     g.add_argument(
-        '--boundary-width', type=_int_at_least(1), default=None, help='first band width (8 x logit width/2048)'
+        '--boundary-width', type=int_at_least(1), default=None, help='first band width (8 x logit width/2048)'
     )
     g.add_argument('--smoothing-kernel', type=_odd, default=None, help='odd; 1 turns smoothing off (7)')
-    g.add_argument('--smoothing-dilation', type=_int_at_least(1), default=None, help='(6 x logit width/2048)')
+    g.add_argument('--smoothing-dilation', type=int_at_least(1), default=None, help='(6 x logit width/2048)')
     g.add_argument(
         '--min-pixels',
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=100,
         help='a class predicted on fewer pixels gets the all-pixel statistics',
     )
 
 
-def _int_at_least(lo: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = lo - 1
-        if value < lo:
-            raise argparse.ArgumentTypeError(f'expected a whole number >= {lo}, got {text!r}')
-        return value
-
-    return parse
-
-
 def _odd(text: str) -> int:
-    value = _int_at_least(1)(text)
+    value = int_at_least(1)(text)
     if value % 2 == 0:
         raise argparse.ArgumentTypeError(f'expected an odd whole number (the kernel has a centre), got {text!r}')
     return value
