@@ -12,16 +12,22 @@ from torch import nn
 from .config import InputSpec
 from .errors import CheckpointError
 
-__all__ = ['load_state_dict_strict', 'save_state_dict', 'write_model_folder']
+__all__ = ['load_state_dict_strict', 'load_torch_file', 'save_state_dict', 'write_model_folder']
+
+
+def load_torch_file(path: Path, what: str) -> Any:
+    """torch.load with weights_only=True onto the CPU; any failure is a CheckpointError
+    '<path>: cannot load <what>: <error>' (torch raises pickle, zip and runtime errors alike for a bad file)."""
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        raise CheckpointError(f'{path}: cannot load {what}: {type(e).__name__}: {e}') from None
 
 
 def load_state_dict_strict(net: nn.Module, path: Path) -> None:
     if not path.is_file():
         raise CheckpointError(f'{path}: weights file not found')
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises pickle, zip and runtime errors alike for a bad file
-        raise CheckpointError(f'{path}: cannot load weights: {type(e).__name__}: {e}') from None
+    state = load_torch_file(path, 'weights')
     if isinstance(state, dict) and 'state_dict' in state and isinstance(state['state_dict'], dict):
         state = state['state_dict']  # training checkpoints wrap the weights with optimiser state
     if not isinstance(state, dict):

@@ -1,10 +1,14 @@
-"""Shared fixtures: a tiny model folder made here (random weights), so core tests never need the embedded model."""
+"""Shared fixtures: a tiny model folder made here (random weights), so core tests never need the embedded model;
+an rclpy context on an isolated domain for in-process node tests; a writer of Cityscapes-layout trees."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import cv2
 import pytest
 import torch
 
@@ -26,3 +30,39 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     net = build_net('icnet_small', 19, width=8).eval()
     write_model_folder(out, net, 'icnet_small', {'width': 8}, InputSpec(64, 128), 'entropy', 'random weights')
     return out
+
+
+@pytest.fixture()
+def ros_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An rclpy Context on an isolated ROS domain (this machine only), shut down afterwards. rclpy is imported
+    here, not at the top, so the core tests run where ROS is not installed."""
+    rclpy = pytest.importorskip('rclpy', reason='rclpy not installed (pip install ros-rclpy, see README)')
+    from rclpy.context import Context
+
+    from anomaly_seg_ros.ros.harness import isolated_ros_env
+
+    for k, v in isolated_ros_env().items():
+        monkeypatch.setenv(k, v)
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+@pytest.fixture()
+def cityscapes_tree() -> Callable[[Path, str, Sequence[Any]], None]:
+    """write(root, split, samples): the samples (images + trainId labels) as a Cityscapes tree under root."""
+
+    def write(root: Path, split: str, samples: Sequence[Any]) -> None:
+        for i, s in enumerate(samples):
+            stem = f'aachen_000000_{i:06d}'
+            (root / 'leftImg8bit' / split / 'aachen').mkdir(parents=True, exist_ok=True)
+            (root / 'gtFine' / split / 'aachen').mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(
+                str(root / 'leftImg8bit' / split / 'aachen' / f'{stem}_leftImg8bit.png'),
+                cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR),
+            )
+            assert s.labels is not None
+            cv2.imwrite(str(root / 'gtFine' / split / 'aachen' / f'{stem}_gtFine_labelTrainIds.png'), s.labels)
+
+    return write

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -124,19 +125,6 @@ def test_short_run_raises_entropy_on_proxies(base_model: Path, tmp_path: Path) -
     assert [h['iteration'] for h in summary2['history']] == [0, 8, 16, 24]
 
 
-def _cityscapes_tree(root: Path, split: str, n: int) -> None:
-    for i, s in enumerate(_frames(n, 7, 0.0)):
-        stem = f'aachen_000000_{i:06d}'
-        (root / 'leftImg8bit' / split / 'aachen').mkdir(parents=True, exist_ok=True)
-        (root / 'gtFine' / split / 'aachen').mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(
-            str(root / 'leftImg8bit' / split / 'aachen' / f'{stem}_leftImg8bit.png'),
-            cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR),
-        )
-        assert s.labels is not None
-        cv2.imwrite(str(root / 'gtFine' / split / 'aachen' / f'{stem}_gtFine_labelTrainIds.png'), s.labels)
-
-
 def _objects(folder: Path, n: int = 2) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
@@ -155,10 +143,11 @@ def _em_args(base: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_cli_on_cityscapes_layout_with_pasted_objects(
-    base_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    base_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], cityscapes_tree: Any
 ) -> None:
-    _cityscapes_tree(tmp_path / 'cs', 'train', 3)
-    _cityscapes_tree(tmp_path / 'cs', 'val', 2)
+    frames = _frames(3, 7, 0.0)
+    cityscapes_tree(tmp_path / 'cs', 'train', frames)
+    cityscapes_tree(tmp_path / 'cs', 'val', frames[:2])
     objects = _objects(tmp_path / 'objects')
     args = ['--dataset', 'cityscapes', '--root', str(tmp_path / 'cs'), '--proxy-objects', str(objects)]
     rc = cli_main(_em_args(base_model, tmp_path / 'm', *args, '--proxy-prob', '1'))

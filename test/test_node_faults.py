@@ -88,16 +88,6 @@ class Clock:
         return self.t
 
 
-@pytest.fixture()
-def ros_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
-    for k, v in isolated_ros_env().items():
-        monkeypatch.setenv(k, v)
-    ctx = Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
-
-
 def _make_node(
     ctx: Context, monkeypatch: pytest.MonkeyPatch, pipeline: FakePipeline | None = None, **params: Any
 ) -> node_mod.AnomalySegNode:

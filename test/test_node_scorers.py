@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from anomaly_seg_ros.cli import main  # noqa: E402
 from anomaly_seg_ros.io.image_codec import rgb_to_image  # noqa: E402
 from anomaly_seg_ros.pipeline import Pipeline  # noqa: E402
 from anomaly_seg_ros.ros import node as node_mod  # noqa: E402
-from anomaly_seg_ros.ros.harness import isolated_ros_env  # noqa: E402
 
 CAMERA = (128, 256)  # HxW: twice the tiny model's 64x128 input, so the graph's resize is in the loop
 TAP = 'head_bn=head.0.1'  # the BatchNorm before the head's ReLU of the tiny net
@@ -59,16 +57,6 @@ def model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(['fit', 'sml', '--model', str(out), '--images', str(images)]) == 0
     assert main(['fit', 'flow', '--model', str(out), '--images', str(images), '--tap', TAP, *FLOW_OPTS]) == 0
     return out
-
-
-@pytest.fixture()
-def ros_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
-    for k, v in isolated_ros_env().items():
-        monkeypatch.setenv(k, v)
-    ctx = Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
 
 
 class _Recorder:

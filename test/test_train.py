@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 
@@ -50,23 +50,12 @@ def test_train_config_errors(tmp_path: Path) -> None:
         train_segmentation(SegTrainConfig(out=tmp_path / 'none', **SMALL), _world(1, 0), [], resume=True)
 
 
-def _cityscapes_tree(root: Path, split: str, n: int) -> None:
-    world = SyntheticWorld(n, seed=7, config=WorldConfig(height=64, width=128, anomaly_prob=0.0))
-    for i in range(n):
-        s = world[i]
-        stem = f'aachen_000000_{i:06d}'
-        (root / 'leftImg8bit' / split / 'aachen').mkdir(parents=True, exist_ok=True)
-        (root / 'gtFine' / split / 'aachen').mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(
-            str(root / 'leftImg8bit' / split / 'aachen' / f'{stem}_leftImg8bit.png'),
-            cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR),
-        )
-        cv2.imwrite(str(root / 'gtFine' / split / 'aachen' / f'{stem}_gtFine_labelTrainIds.png'), s.labels)
-
-
-def test_cli_train_on_cityscapes_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _cityscapes_tree(tmp_path / 'cs', 'train', 3)
-    _cityscapes_tree(tmp_path / 'cs', 'val', 2)
+def test_cli_train_on_cityscapes_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cityscapes_tree: Any
+) -> None:
+    world = SyntheticWorld(3, seed=7, config=WorldConfig(height=64, width=128, anomaly_prob=0.0))
+    cityscapes_tree(tmp_path / 'cs', 'train', list(world))
+    cityscapes_tree(tmp_path / 'cs', 'val', [world[0], world[1]])
     rc = cli_main(
         [
             'train',

@@ -39,6 +39,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..backends import GraphSource
+from ..checkpoint import load_torch_file
 from ..config import RESERVED_OUTPUTS, ModelConfig, load_model_config
 from ..data.sample import Sample
 from ..errors import AnomalySegError, CheckpointError, ConfigError
@@ -388,10 +389,7 @@ def _resume(
 ) -> tuple[int, dict[str, float]]:
     if not path.is_file():
         raise ConfigError(f'fit flow: --resume: no checkpoint {path} (one is written every --checkpoint-every steps)')
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises pickle, zip and runtime errors alike for a bad file
-        raise CheckpointError(f'{path}: cannot load the flow checkpoint: {type(e).__name__}: {e}') from None
+    state = load_torch_file(path, 'the flow checkpoint')
     if not isinstance(state, dict) or state.get('version') != CHECKPOINT_VERSION:
         raise CheckpointError(f'{path}: not a flow checkpoint (version {CHECKPOINT_VERSION})')
     if state.get('fingerprint') != fingerprint:
