@@ -63,6 +63,7 @@ from .seg import (
     poly_lr,
     resize_logits,
     save_checkpoint,
+    start_run,
 )
 
 __all__ = [
@@ -300,14 +301,7 @@ def train_entropy_max(
         raise ConfigError(
             f'{COMMAND}: no proxy pixels: the training frames carry no anomaly masks and no --proxy-objects were given'
         )
-    try:
-        cfg.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f'{COMMAND}: cannot create the model folder {cfg.out}: {e.strerror or e}') from None
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rng = start_run(cfg.out, cfg.threads, cfg.seed, COMMAND)
     spec = base.input
     prep = Preprocessor(spec)
     crop = _Crop(

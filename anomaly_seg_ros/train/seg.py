@@ -57,6 +57,7 @@ __all__ = [
     'poly_lr',
     'resize_logits',
     'save_checkpoint',
+    'start_run',
     'train_segmentation',
 ]
 
@@ -189,6 +190,19 @@ def save_checkpoint(
     )
 
 
+def start_run(out: Path, threads: int, seed: int, command: str) -> np.random.Generator:
+    """Before a training run: the output folder exists (now, not at the first checkpoint: a bad --out must not
+    cost the first iterations), torch's threads and seed are set; returns the run's numpy generator."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f'{command}: cannot create the model folder {out}: {e.strerror or e}') from None
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
 def load_checkpoint(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, list[dict[str, Any]]]:
     """Restore a save_checkpoint file into net and opt; returns (iteration, history)."""
     if not path.is_file():
@@ -253,14 +267,7 @@ def train_segmentation(
     cfg.validate()
     if len(train) == 0:
         raise ConfigError('train seg: the training split is empty')
-    try:  # now, not at the first checkpoint: a bad --out must not cost the first eval_every iterations
-        cfg.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f'train seg: cannot create the model folder {cfg.out}: {e.strerror or e}') from None
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rng = start_run(cfg.out, cfg.threads, cfg.seed, 'train seg')
     spec = InputSpec(cfg.input_height, cfg.input_width)
     prep = Preprocessor(spec)
     model_cfg = training_model_config(cfg, spec)
